@@ -1,0 +1,179 @@
+//! Checks of the files a configuration names: certificates, CA bundles,
+//! revocation lists, private keys, ticket keys and passwords. A service
+//! that would fail at its first handshake is refused here instead.
+
+use std::path::Path;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+
+/// Why a named file is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: String },
+    #[error("{path} holds a certificate that cannot be parsed: {reason}")]
+    BadCertificate { path: String, reason: String },
+    #[error("{path} holds no CA certificate (none has basicConstraints CA:TRUE)")]
+    NoCaCertificate { path: String },
+    #[error("{path} holds no certificate revocation list (PEM or DER)")]
+    NoCrl { path: String },
+    #[error("{path} is not signed by any CA certificate in {ca_path}")]
+    CrlNotSignedByCa { path: String, ca_path: String },
+    #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
+    NoPrivateKey { path: String },
+    #[error(
+        "{path} line {line}: a ticket key is 96 hex digits (a 16-byte name and a 32-byte key)"
+    )]
+    BadTicketKey { path: String, line: usize },
+    #[error("{path} holds no ticket key")]
+    NoTicketKey { path: String },
+    #[error("{path}: a TCP-MD5 password is 1 to 80 bytes (RFC 2385, TCP_MD5SIG_MAXKEYLEN)")]
+    BadMd5Password { path: String },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, FileError> {
+    std::fs::read(path).map_err(|source| FileError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Every certificate in a PEM file.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
+    let bytes = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| FileError::BadCertificate {
+            path: path.display().to_string(),
+            reason: error.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(FileError::NoCertificate {
+            path: path.display().to_string(),
+        });
+    }
+    for cert in &certs {
+        X509Certificate::from_der(cert).map_err(|error| FileError::BadCertificate {
+            path: path.display().to_string(),
+            reason: error.to_string(),
+        })?;
+    }
+    Ok(certs)
+}
+
+/// A certificate chain to present: at least one parseable certificate.
+pub fn check_certificate_chain(path: &Path) -> Result<(), FileError> {
+    certificates(path).map(drop)
+}
+
+/// A CA bundle: parseable certificates, at least one of them a CA.
+/// Returns them for checking revocation lists against.
+pub fn check_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
+    let certs = certificates(path)?;
+    let has_ca = certs.iter().any(|der| {
+        X509Certificate::from_der(der).is_ok_and(|(_, cert)| cert.is_ca())
+    });
+    if has_ca {
+        Ok(certs)
+    } else {
+        Err(FileError::NoCaCertificate {
+            path: path.display().to_string(),
+        })
+    }
+}
+
+/// A revocation list signed by one of the CA certificates in `cas`, which
+/// were read from `ca_path`.
+pub fn check_crl(
+    path: &Path,
+    cas: &[CertificateDer<'static>],
+    ca_path: &Path,
+) -> Result<(), FileError> {
+    let bytes = read(path)?;
+    let der = CertificateRevocationListDer::from_pem_slice(&bytes)
+        .map_or_else(|_| bytes.clone(), |der| der.to_vec());
+    let no_crl = || FileError::NoCrl {
+        path: path.display().to_string(),
+    };
+    let (_, crl) = CertificateRevocationList::from_der(&der).map_err(|_| no_crl())?;
+    let signed_by_a_ca = cas.iter().any(|der| {
+        X509Certificate::from_der(der).is_ok_and(|(_, ca)| {
+            ca.is_ca()
+                && ca.subject() == crl.issuer()
+                && crl
+                    .verify_signature(&ca.tbs_certificate.subject_pki)
+                    .is_ok()
+        })
+    });
+    if signed_by_a_ca {
+        Ok(())
+    } else {
+        Err(FileError::CrlNotSignedByCa {
+            path: path.display().to_string(),
+            ca_path: ca_path.display().to_string(),
+        })
+    }
+}
+
+/// A PEM private key.
+pub fn check_private_key(path: &Path) -> Result<(), FileError> {
+    let bytes = read(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map(drop)
+        .map_err(|_| FileError::NoPrivateKey {
+            path: path.display().to_string(),
+        })
+}
+
+/// Hex digits in one ticket key: a 16-byte key name and a 32-byte key.
+const TICKET_KEY_HEX_DIGITS: usize = 2 * (16 + 32);
+
+/// A ticket-key file: one key per line (blank lines and `#` comments
+/// allowed), at least one key.
+pub fn check_ticket_keys(path: &Path) -> Result<usize, FileError> {
+    let bytes = read(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut keys = 0;
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.len() != TICKET_KEY_HEX_DIGITS || !line.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(FileError::BadTicketKey {
+                path: path.display().to_string(),
+                line: index + 1,
+            });
+        }
+        keys += 1;
+    }
+    if keys == 0 {
+        return Err(FileError::NoTicketKey {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(keys)
+}
+
+/// The longest TCP-MD5 key Linux accepts (`TCP_MD5SIG_MAXKEYLEN`).
+const MD5_MAX_KEY_LEN: usize = 80;
+
+/// A TCP-MD5 password file: the password, optionally with a final newline.
+pub fn check_md5_password(path: &Path) -> Result<(), FileError> {
+    let bytes = read(path)?;
+    let password = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    if password.is_empty() || password.len() > MD5_MAX_KEY_LEN {
+        return Err(FileError::BadMd5Password {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(())
+}
