@@ -17,25 +17,25 @@ pub enum FileError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path} holds no PEM certificate")]
+    #[error("no PEM certificate in {path}")]
     NoCertificate { path: String },
-    #[error("{path} holds a certificate that cannot be parsed: {reason}")]
+    #[error("a certificate in {path} cannot be parsed: {reason}")]
     BadCertificate { path: String, reason: String },
-    #[error("{path} holds no CA certificate (none has basicConstraints CA:TRUE)")]
+    #[error("no CA certificate in {path} (none has basicConstraints CA:TRUE)")]
     NoCaCertificate { path: String },
-    #[error("{path} holds no certificate revocation list (PEM or DER)")]
+    #[error("no certificate revocation list (PEM or DER) in {path}")]
     NoCrl { path: String },
-    #[error("{path} is not signed by any CA certificate in {ca_path}")]
+    #[error("the CRL {path} is not signed by any CA certificate in {ca_path}")]
     CrlNotSignedByCa { path: String, ca_path: String },
-    #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
+    #[error("no PEM private key (PKCS#8, PKCS#1 or SEC1) in {path}")]
     NoPrivateKey { path: String },
     #[error(
-        "{path} line {line}: a ticket key is 96 hex digits (a 16-byte name and a 32-byte key)"
+        "line {line} of {path} is not a ticket key: 96 hex digits (a 16-byte name and a 32-byte key)"
     )]
     BadTicketKey { path: String, line: usize },
-    #[error("{path} holds no ticket key")]
+    #[error("no ticket key in {path}")]
     NoTicketKey { path: String },
-    #[error("{path}: a TCP-MD5 password is 1 to 80 bytes (RFC 2385, TCP_MD5SIG_MAXKEYLEN)")]
+    #[error("the TCP-MD5 password in {path} must be 1 to 80 bytes (RFC 2385, TCP_MD5SIG_MAXKEYLEN)")]
     BadMd5Password { path: String },
 }
 

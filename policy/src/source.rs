@@ -94,7 +94,7 @@ impl SourceFile {
                 .get(line_start..)
                 .map_or(0, |line| line.chars().count())
                 + 1,
-            message: message.into(),
+            message: sentence(&message.into()),
         }
     }
 
@@ -109,7 +109,11 @@ impl SourceFile {
     }
 
     /// Reads the file as a `T`, pushing every error found onto `errors`.
-    /// Returns `None` when any error was found.
+    ///
+    /// When the file reads after cutting out the entries in error (they
+    /// were all optional), the value is still returned, so that the rules
+    /// that span files can report their errors in the same run; the errors
+    /// already pushed keep the configuration from being accepted.
     pub fn deserialize<T: DeserializeOwned>(&self, errors: &mut Vec<Diagnostic>) -> Option<T> {
         let (mut tree, syntax_errors) = DeTable::parse_recoverable(&self.text);
         if !syntax_errors.is_empty() {
@@ -119,8 +123,7 @@ impl SourceFile {
         let mut cut_keys = Vec::new();
         for _ in 0..MAX_ERRORS_PER_FILE {
             let error = match T::deserialize(toml::de::Deserializer::from(tree.clone())) {
-                Ok(value) if cut_keys.is_empty() => return Some(value),
-                Ok(_) => return None,
+                Ok(value) => return Some(value),
                 Err(error) => error,
             };
             // A required key we cut out is now missing: that is the error
@@ -144,7 +147,7 @@ impl SourceFile {
 
     fn toml_diagnostic(&self, error: &toml::de::Error) -> Diagnostic {
         let offset = error.span().map_or(0, |span| span.start);
-        self.diagnostic_at(offset, sentence(error.message()))
+        self.diagnostic_at(offset, error.message())
     }
 }
 

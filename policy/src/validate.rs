@@ -98,7 +98,7 @@ fn check_node(node: &NodeFile, findings: &mut Findings) {
         findings.push(
             n,
             key_path!["interfaces", "anycast_holder_name"],
-            "lo holds the service addresses itself; remove anycast_holder_name",
+            "the lo interface holds the service addresses itself; remove anycast_holder_name",
         );
     }
 
@@ -271,7 +271,7 @@ fn check_hysteresis(file: FileRef, path: &[Key<'static>], threshold: Threshold, 
             file,
             &path,
             format!(
-                "exit_pps {} must be at most 3/4 of enter_pps {}, so that a flood is not called over and over",
+                "the exit rate of {} pps must be at most 3/4 of the enter rate of {} pps, so that a flood near the threshold is not called over and over",
                 threshold.exit_pps, threshold.enter_pps
             ),
         );
@@ -287,7 +287,7 @@ fn check_telco(t: FileRef, telco: &TelcoFile, findings: &mut Findings) {
         findings.push(
             t,
             key_path!["mitigation", "rtbh_communities"],
-            "rtbh is allowed but no RTBH community is given (RFC 7999's is 65535:666)",
+            "RTBH is allowed but no RTBH community is given (RFC 7999's is 65535:666)",
         );
     }
     let ThresholdOverrides { syn, tcp_other, udp, icmp } = telco.thresholds;
@@ -317,7 +317,7 @@ fn check_unique_telcos(telcos: &[TelcoFile], findings: &mut Findings) {
             findings.push(
                 t,
                 key_path!["neighbor_v4"],
-                format!("neighbour {} is already telco {}'s", other.neighbor_v4.map(IpAddr::V4).map_or_else(String::new, |ip| ip.to_string()), other.name),
+                format!("neighbour {} is already the neighbour of telco {}", other.neighbor_v4.map(IpAddr::V4).map_or_else(String::new, |ip| ip.to_string()), other.name),
             );
         }
         if let Some(other) = earlier
@@ -327,7 +327,7 @@ fn check_unique_telcos(telcos: &[TelcoFile], findings: &mut Findings) {
             findings.push(
                 t,
                 key_path!["neighbor_v6"],
-                format!("neighbour {} is already telco {}'s", other.neighbor_v6.map(IpAddr::V6).map_or_else(String::new, |ip| ip.to_string()), other.name),
+                format!("neighbour {} is already the neighbour of telco {}", other.neighbor_v6.map(IpAddr::V6).map_or_else(String::new, |ip| ip.to_string()), other.name),
             );
         }
     }
