@@ -1,5 +1,6 @@
 //! `ixgate check`: validate a configuration and show what it means.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ixgate_policy::plan::{PeerPlan, Plan};
@@ -12,9 +13,18 @@ use crate::table::Table;
 #[derive(Debug, Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum NodeReport {
-    Valid { dir: PathBuf, plan: Box<Plan> },
-    Invalid { dir: PathBuf, errors: Vec<Diagnostic> },
-    Unreadable { dir: PathBuf, error: String },
+    Valid {
+        dir: PathBuf,
+        plan: Box<Plan>,
+    },
+    Invalid {
+        dir: PathBuf,
+        errors: Vec<Diagnostic>,
+    },
+    Unreadable {
+        dir: PathBuf,
+        error: String,
+    },
 }
 
 impl NodeReport {
@@ -48,8 +58,11 @@ impl NodeReport {
         match self {
             Self::Valid { dir, plan } => render_plan(dir, plan),
             Self::Invalid { errors, .. } => {
-                let mut out: String = errors.iter().map(|error| format!("{error}\n")).collect();
-                out.push_str(&format!("{} error(s); nothing was applied\n", errors.len()));
+                let mut out = String::new();
+                for error in errors {
+                    let _ = writeln!(out, "{error}");
+                }
+                let _ = writeln!(out, "{} error(s); nothing was applied", errors.len());
                 out
             }
             Self::Unreadable { error, .. } => format!("{error}\n"),
@@ -65,7 +78,11 @@ fn join<T: ToString>(items: &[T], empty: &str) -> String {
     if items.is_empty() {
         empty.to_owned()
     } else {
-        items.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+        items
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -90,7 +107,17 @@ fn render_plan(dir: &Path, plan: &Plan) -> String {
         dir.display(),
         plan.paired_telco
     );
-    let mut peers = Table::new(&["TELCO", "NEIGHBOUR", "AS", "PAIRED", "PREPENDS", "AS PATH", "ANNOUNCES", "COMMUNITIES", "SESSION"]);
+    let mut peers = Table::new(&[
+        "TELCO",
+        "NEIGHBOUR",
+        "AS",
+        "PAIRED",
+        "PREPENDS",
+        "AS PATH",
+        "ANNOUNCES",
+        "COMMUNITIES",
+        "SESSION",
+    ]);
     for peer in &plan.peers {
         let communities: Vec<String> = peer
             .communities
@@ -104,7 +131,10 @@ fn render_plan(dir: &Path, plan: &Plan) -> String {
             peer.remote_asn.to_string(),
             yes_no(peer.paired),
             peer.prepends.to_string(),
-            join(&peer.as_path.iter().map(|asn| asn.get()).collect::<Vec<_>>(), "-"),
+            join(
+                &peer.as_path.iter().map(|asn| asn.get()).collect::<Vec<_>>(),
+                "-",
+            ),
             join(&peer.announce, "(drained)"),
             join(&communities, "-"),
             session(peer),
@@ -113,7 +143,17 @@ fn render_plan(dir: &Path, plan: &Plan) -> String {
     out.push_str(&peers.render("    "));
 
     out.push_str("\n  mitigation rights\n");
-    let mut rights = Table::new(&["TELCO", "NEIGHBOUR", "FLOWSPEC", "RTBH", "SOURCE-RTBH", "WITHDRAW", "MAX RULES", "SYN ENTER/EXIT PPS", "UDP ENTER/EXIT PPS"]);
+    let mut rights = Table::new(&[
+        "TELCO",
+        "NEIGHBOUR",
+        "FLOWSPEC",
+        "RTBH",
+        "SOURCE-RTBH",
+        "WITHDRAW",
+        "MAX RULES",
+        "SYN ENTER/EXIT PPS",
+        "UDP ENTER/EXIT PPS",
+    ]);
     for peer in &plan.peers {
         let accepts = &peer.accepts;
         let thresholds = accepts.thresholds;
@@ -121,7 +161,10 @@ fn render_plan(dir: &Path, plan: &Plan) -> String {
             peer.telco.to_string(),
             peer.neighbor.to_string(),
             yes_no(accepts.flowspec),
-            accepts.rtbh.as_deref().map_or_else(|| "no".to_owned(), |communities| join(communities, "-")),
+            accepts
+                .rtbh
+                .as_deref()
+                .map_or_else(|| "no".to_owned(), |communities| join(communities, "-")),
             yes_no(accepts.source_rtbh),
             yes_no(accepts.withdraw),
             accepts.max_active_rules.to_string(),

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::check::NodeReport;
 
 #[derive(Debug, Parser)]
-#[command(name = "ixgate", version, about = "BGP-anycast mTLS API gateway for Internet Exchange Points")]
+#[command(
+    name = "ixgate",
+    version,
+    about = "BGP-anycast mTLS API gateway for Internet Exchange Points"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,5 +63,11 @@ fn check(dir: &std::path::Path, json: bool) -> ExitCode {
         let text: Vec<String> = reports.iter().map(NodeReport::render).collect();
         print!("{}", text.join("\n"));
     }
-    ExitCode::from(reports.iter().map(NodeReport::exit_code).max().unwrap_or(EXIT_UNREADABLE))
+    ExitCode::from(
+        reports
+            .iter()
+            .map(NodeReport::exit_code)
+            .max()
+            .unwrap_or(EXIT_UNREADABLE),
+    )
 }

@@ -2,6 +2,8 @@
 //! plan; every broken example is refused with its exact messages and
 //! positions (golden files; `UPDATE_EXPECTED=1` rewrites them).
 
+#![allow(clippy::expect_used)] // a test may stop at what it cannot set up
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -68,7 +70,13 @@ fn assert_refused(name: &str) {
 fn every_invalid_example_has_a_test() {
     let mut on_disk: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("examples/invalid"))
         .expect("examples/invalid exists")
-        .map(|entry| entry.expect("readable entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     on_disk.sort();
     let mut tested: Vec<&str> = INVALID_EXAMPLES.to_vec();
@@ -82,7 +90,10 @@ fn every_error_message_has_a_position_and_a_sentence() {
         let printed = stdout(&check(&["--config", &format!("examples/invalid/{name}")]));
         let lines: Vec<&str> = printed.lines().collect();
         let (summary, errors) = lines.split_last().expect("output has lines");
-        assert!(summary.ends_with("error(s); nothing was applied"), "{name}: {summary}");
+        assert!(
+            summary.ends_with("error(s); nothing was applied"),
+            "{name}: {summary}"
+        );
         assert!(!errors.is_empty(), "{name}: no error printed");
         for line in errors {
             // FILE.toml:LINE:COLUMN: Message
@@ -93,7 +104,10 @@ fn every_error_message_has_a_position_and_a_sentence() {
             let text = parts.next().expect("message").trim();
             assert!(line_number >= 1 && column >= 1, "{name}: {line}");
             assert!(place.starts_with("examples/invalid/"), "{name}: {line}");
-            assert!(text.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()), "{name}: {line}");
+            assert!(
+                text.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()),
+                "{name}: {line}"
+            );
         }
     }
 }
@@ -103,19 +117,30 @@ fn the_lab_is_valid_and_shows_the_plan() {
     let output = check(&["--config", "examples/lab"]);
     let printed = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{printed}");
-    assert!(printed.contains("node-1 (AS65000, router id 198.51.100.11) from examples/lab/node-1: valid"));
-    assert!(printed.contains("node-2 (AS65000, router id 198.51.100.12) from examples/lab/node-2: valid"));
+    assert!(
+        printed
+            .contains("node-1 (AS65000, router id 198.51.100.11) from examples/lab/node-1: valid")
+    );
+    assert!(
+        printed
+            .contains("node-2 (AS65000, router id 198.51.100.12) from examples/lab/node-2: valid")
+    );
     // node-1 is paired with telco-a: no prepends there, 3 toward telco-b.
     let node_1 = printed.split("node-2 (").next().expect("node-1 section");
     let row = |telco: &str, neighbour: &str| {
         node_1
             .lines()
-            .find(|line| line.trim_start().starts_with(&format!("{telco}  {neighbour} ")))
+            .find(|line| {
+                line.trim_start()
+                    .starts_with(&format!("{telco}  {neighbour} "))
+            })
             .unwrap_or_else(|| panic!("no row for {telco} {neighbour} in:\n{node_1}"))
             .to_owned()
     };
     assert!(row("telco-a", "198.51.100.1").contains("  yes     0         65000  "));
-    assert!(row("telco-b", "198.51.100.2").contains("  no      3         65000 65000 65000 65000  "));
+    assert!(
+        row("telco-b", "198.51.100.2").contains("  no      3         65000 65000 65000 65000  ")
+    );
     assert!(node_1.contains("bank-a   api.bank-a.example  https://203.0.113.65:8443"));
 }
 
@@ -149,7 +174,12 @@ fn json_report_of_errors() {
     assert_eq!(errors.len(), 6);
     assert_eq!(errors[0]["line"], 5);
     assert_eq!(errors[0]["column"], 1);
-    assert!(errors[0]["message"].as_str().expect("message").starts_with("Unknown field `colour`"));
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("Unknown field `colour`")
+    );
 }
 
 #[test]

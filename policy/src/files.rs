@@ -35,7 +35,9 @@ pub enum FileError {
     BadTicketKey { path: String, line: usize },
     #[error("no ticket key in {path}")]
     NoTicketKey { path: String },
-    #[error("the TCP-MD5 password in {path} must be 1 to 80 bytes (RFC 2385, TCP_MD5SIG_MAXKEYLEN)")]
+    #[error(
+        "the TCP-MD5 password in {path} must be 1 to 80 bytes (RFC 2385, TCP_MD5SIG_MAXKEYLEN)"
+    )]
     BadMd5Password { path: String },
 }
 
@@ -78,9 +80,9 @@ pub fn check_certificate_chain(path: &Path) -> Result<(), FileError> {
 /// Returns them for checking revocation lists against.
 pub fn check_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
     let certs = certificates(path)?;
-    let has_ca = certs.iter().any(|der| {
-        X509Certificate::from_der(der).is_ok_and(|(_, cert)| cert.is_ca())
-    });
+    let has_ca = certs
+        .iter()
+        .any(|der| X509Certificate::from_der(der).is_ok_and(|(_, cert)| cert.is_ca()));
     if has_ca {
         Ok(certs)
     } else {

@@ -19,12 +19,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use crate::plan::{Drained, Plan, plan};
-pub use crate::source::{Diagnostic, Key};
-pub use crate::validate::{FileRef, Finding};
 use crate::node::NodeFile;
+pub use crate::plan::{Drained, Plan, plan};
 use crate::source::SourceFile;
+pub use crate::source::{Diagnostic, Key};
 use crate::telco::TelcoFile;
+pub use crate::validate::{FileRef, Finding};
 
 /// The node file's name inside a node's configuration directory.
 pub const NODE_FILE: &str = "ixgate.toml";
@@ -93,7 +93,9 @@ pub fn load(dir: &Path) -> Result<Config, LoadError> {
                 for path in paths {
                     match SourceFile::read(&path) {
                         Ok(source) => {
-                            if let Some(mut telco) = source.deserialize::<TelcoFile>(&mut diagnostics) {
+                            if let Some(mut telco) =
+                                source.deserialize::<TelcoFile>(&mut diagnostics)
+                            {
                                 telco.resolve_paths(path.parent().unwrap_or(dir));
                                 telcos.push(telco);
                                 telco_sources.push(source);
@@ -104,7 +106,10 @@ pub fn load(dir: &Path) -> Result<Config, LoadError> {
                         Err(error) => {
                             all_telcos_read = false;
                             let message = format!("cannot read {}: {error}", path.display());
-                            diagnostics.push(node_source.diagnostic(source::key_path!["node", "telco_dir"], message));
+                            diagnostics.push(
+                                node_source
+                                    .diagnostic(source::key_path!["node", "telco_dir"], message),
+                            );
                         }
                     }
                 }
@@ -115,7 +120,8 @@ pub fn load(dir: &Path) -> Result<Config, LoadError> {
                     "cannot read telco directory {}: {error}",
                     node.node.telco_dir.display()
                 );
-                diagnostics.push(node_source.diagnostic(source::key_path!["node", "telco_dir"], message));
+                diagnostics
+                    .push(node_source.diagnostic(source::key_path!["node", "telco_dir"], message));
             }
         }
     }

@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::Config;
 use crate::node::{Service, Threshold};
 use crate::telco::TelcoFile;
-use crate::types::{Asn, Community, DnsName, HoldTime, LargeCommunity, Name, OriginUrl, Prefix, Prepends};
+use crate::types::{
+    Asn, Community, DnsName, HoldTime, LargeCommunity, Name, OriginUrl, Prefix, Prepends,
+};
 
 /// Which telcos get no announcements right now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,8 +105,14 @@ pub fn plan(config: &Config, drained: &Drained) -> Plan {
     let mut peers = Vec::new();
     for telco in &config.telcos {
         let sessions = [
-            telco.neighbor_v4.map(IpAddr::V4).zip(node.bgp.local_v4.map(IpAddr::V4)),
-            telco.neighbor_v6.map(IpAddr::V6).zip(node.bgp.local_v6.map(IpAddr::V6)),
+            telco
+                .neighbor_v4
+                .map(IpAddr::V4)
+                .zip(node.bgp.local_v4.map(IpAddr::V4)),
+            telco
+                .neighbor_v6
+                .map(IpAddr::V6)
+                .zip(node.bgp.local_v6.map(IpAddr::V6)),
         ];
         for (neighbor, local) in sessions.into_iter().flatten() {
             peers.push(peer_plan(config, telco, neighbor, local, drained));

@@ -117,7 +117,11 @@ impl SourceFile {
     pub fn deserialize<T: DeserializeOwned>(&self, errors: &mut Vec<Diagnostic>) -> Option<T> {
         let (mut tree, syntax_errors) = DeTable::parse_recoverable(&self.text);
         if !syntax_errors.is_empty() {
-            errors.extend(syntax_errors.iter().map(|error| self.toml_diagnostic(error)));
+            errors.extend(
+                syntax_errors
+                    .iter()
+                    .map(|error| self.toml_diagnostic(error)),
+            );
             return None;
         }
         let mut cut_keys = Vec::new();
@@ -128,19 +132,14 @@ impl SourceFile {
             };
             // A required key we cut out is now missing: that is the error
             // already reported, not a new one.
-            if let Some(missing) = missing_field(error.message()) {
-                if cut_keys.iter().any(|cut| cut == missing) {
-                    return None;
-                }
+            if let Some(missing) = missing_field(error.message())
+                && cut_keys.iter().any(|cut| cut == missing)
+            {
+                return None;
             }
             errors.push(self.toml_diagnostic(&error));
-            let Some(span) = error.span() else {
-                return None;
-            };
-            let Some(cut) = cut_entry(tree.get_mut(), &span) else {
-                return None;
-            };
-            cut_keys.push(cut);
+            let span = error.span()?;
+            cut_keys.push(cut_entry(tree.get_mut(), &span)?);
         }
         None
     }
@@ -192,10 +191,12 @@ fn cut_entry(table: &mut DeTable<'_>, span: &Range<usize>) -> Option<String> {
 fn cut_inside(value: &mut DeValue<'_>, span: &Range<usize>) -> Option<String> {
     match value {
         DeValue::Table(table) => cut_entry(table, span),
-        DeValue::Array(array) => array.iter_mut().find_map(|element| match element.get_mut() {
-            DeValue::Table(table) => cut_entry(table, span),
-            _ => None,
-        }),
+        DeValue::Array(array) => array
+            .iter_mut()
+            .find_map(|element| match element.get_mut() {
+                DeValue::Table(table) => cut_entry(table, span),
+                _ => None,
+            }),
         _ => None,
     }
 }
@@ -286,7 +287,10 @@ mod tests {
     fn a_cut_required_key_is_not_reported_twice() {
         let (doc, errors) = read("name = 5\n[inner]\nasn = 65000\n");
         assert!(doc.is_none());
-        assert_eq!(errors, ["t.toml:1:8: Invalid type: integer `5`, expected a string"]);
+        assert_eq!(
+            errors,
+            ["t.toml:1:8: Invalid type: integer `5`, expected a string"]
+        );
     }
 
     #[test]

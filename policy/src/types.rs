@@ -42,7 +42,9 @@ pub enum ValueError {
         "{0:?} is not a large community; write GLOBAL:LOCAL1:LOCAL2 with each part from 0 to 4294967295 (RFC 8092)"
     )]
     LargeCommunity(String),
-    #[error("{0:?} is not a duration; write a whole number with ms, s, m or h, such as \"300ms\" or \"5s\"")]
+    #[error(
+        "{0:?} is not a duration; write a whole number with ms, s, m or h, such as \"300ms\" or \"5s\""
+    )]
     Duration(String),
     #[error("a rate must be above 0")]
     RateZero,
@@ -66,8 +68,7 @@ pub enum ValueError {
 
 /// A four-octet AS number (RFC 6793) that may appear on a session: not 0
 /// (RFC 7607) and not `AS_TRANS`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(try_from = "u32", into = "u32")]
 pub struct Asn(u32);
 
@@ -110,8 +111,7 @@ impl fmt::Display for Asn {
 // ===== HoldTime =====
 
 /// A BGP hold time in seconds: 0 (no keepalives) or at least 3 (RFC 4271 §4.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[derive(Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(try_from = "u16", into = "u16")]
 pub struct HoldTime(u16);
 
@@ -154,8 +154,7 @@ impl From<HoldTime> for u16 {
 
 /// A prefix we announce: no host bits, and short enough to propagate
 /// (IPv4 at most /24, IPv6 at most /48).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Prefix(IpNet);
 
@@ -227,8 +226,7 @@ impl fmt::Display for Prefix {
 // ===== Community =====
 
 /// A standard BGP community (RFC 1997), written `ASN:VALUE`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Community {
     pub asn: u16,
@@ -247,7 +245,10 @@ impl Community {
         value: 65281,
     };
     /// RFC 8326: the sender is about to withdraw this path.
-    pub const GRACEFUL_SHUTDOWN: Self = Self { asn: 65535, value: 0 };
+    pub const GRACEFUL_SHUTDOWN: Self = Self {
+        asn: 65535,
+        value: 0,
+    };
 }
 
 impl FromStr for Community {
@@ -284,8 +285,7 @@ impl fmt::Display for Community {
 // ===== LargeCommunity =====
 
 /// A large BGP community (RFC 8092), written `GLOBAL:LOCAL1:LOCAL2`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct LargeCommunity {
     pub global: u32,
@@ -331,8 +331,7 @@ impl fmt::Display for LargeCommunity {
 // ===== Interval =====
 
 /// A duration written as a whole number with a unit: `300ms`, `5s`, `2m`, `1h`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Interval(Duration);
 
@@ -387,7 +386,7 @@ impl From<Interval> for String {
 impl fmt::Display for Interval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let millis = self.0.as_millis();
-        if millis % 1_000 == 0 {
+        if millis.is_multiple_of(1_000) {
             write!(f, "{}s", millis / 1_000)
         } else {
             write!(f, "{millis}ms")
@@ -398,8 +397,7 @@ impl fmt::Display for Interval {
 // ===== Rate =====
 
 /// A packet rate in packets per second, above zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct Rate(u64);
 
@@ -448,8 +446,7 @@ impl fmt::Display for Rate {
 // ===== Prepends =====
 
 /// How many extra copies of our AS number go in front of the AS path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(try_from = "u8", into = "u8")]
 pub struct Prepends(u8);
 
@@ -583,8 +580,7 @@ checked_string!(
 // ===== OriginUrl =====
 
 /// Where the bank's origin listens: `https://HOST[:PORT]`, reached over transit.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[derive(Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct OriginUrl {
     pub host: OriginHost,

@@ -104,13 +104,16 @@ fn check_node(node: &NodeFile, findings: &mut Findings) {
 
     let prefixes = &node.anycast.prefixes;
     if prefixes.is_empty() {
-        findings.push(n, key_path!["anycast", "prefixes"], "at least one anycast prefix is needed");
+        findings.push(
+            n,
+            key_path!["anycast", "prefixes"],
+            "at least one anycast prefix is needed",
+        );
     }
     for (index, prefix) in prefixes.iter().enumerate() {
-        if let Some(earlier) = prefixes[..index]
-            .iter()
-            .find(|earlier| earlier.net().contains(&prefix.net()) || prefix.net().contains(&earlier.net()))
-        {
+        if let Some(earlier) = prefixes[..index].iter().find(|earlier| {
+            earlier.net().contains(&prefix.net()) || prefix.net().contains(&earlier.net())
+        }) {
             findings.push(
                 n,
                 key_path!["anycast", "prefixes", index],
@@ -128,7 +131,11 @@ fn check_node(node: &NodeFile, findings: &mut Findings) {
     };
 
     if node.anycast.service_ips.is_empty() {
-        findings.push(n, key_path!["anycast", "service_ips"], "at least one service IP is needed");
+        findings.push(
+            n,
+            key_path!["anycast", "service_ips"],
+            "at least one service IP is needed",
+        );
     }
     for (index, ip) in node.anycast.service_ips.iter().enumerate() {
         if inside_anycast(*ip).is_none() {
@@ -142,7 +149,11 @@ fn check_node(node: &NodeFile, findings: &mut Findings) {
             );
         }
         if node.anycast.service_ips[..index].contains(ip) {
-            findings.push(n, key_path!["anycast", "service_ips", index], format!("service IP {ip} is listed twice"));
+            findings.push(
+                n,
+                key_path!["anycast", "service_ips", index],
+                format!("service IP {ip} is listed twice"),
+            );
         }
     }
 
@@ -175,12 +186,21 @@ fn check_node(node: &NodeFile, findings: &mut Findings) {
         }
     }
 
+    check_services(node, findings);
+    check_flood(node, findings);
+}
+
+fn check_services(node: &NodeFile, findings: &mut Findings) {
+    let n = FileRef::Node;
     if node.services.is_empty() {
         findings.push(n, key_path!["services"], "at least one service is needed");
     }
     let mut sni_owner = BTreeMap::new();
     for (index, service) in node.services.iter().enumerate() {
-        if node.services[..index].iter().any(|earlier| earlier.name == service.name) {
+        if node.services[..index]
+            .iter()
+            .any(|earlier| earlier.name == service.name)
+        {
             findings.push(
                 n,
                 key_path!["services", index, "name"],
@@ -188,7 +208,11 @@ fn check_node(node: &NodeFile, findings: &mut Findings) {
             );
         }
         if service.sni.is_empty() {
-            findings.push(n, key_path!["services", index, "sni"], "a service needs at least one SNI name");
+            findings.push(
+                n,
+                key_path!["services", index, "sni"],
+                "a service needs at least one SNI name",
+            );
         }
         for (sni_index, sni) in service.sni.iter().enumerate() {
             if let Some(owner) = sni_owner.insert(sni.clone(), service.name.clone()) {
@@ -200,10 +224,17 @@ fn check_node(node: &NodeFile, findings: &mut Findings) {
             }
         }
         if service.origins.is_empty() {
-            findings.push(n, key_path!["services", index, "origins"], "a service needs at least one origin");
+            findings.push(
+                n,
+                key_path!["services", index, "origins"],
+                "a service needs at least one origin",
+            );
         }
     }
+}
 
+fn check_flood(node: &NodeFile, findings: &mut Findings) {
+    let n = FileRef::Node;
     let flood = &node.flood;
     for (class, threshold) in [
         ("syn", flood.syn),
@@ -211,7 +242,12 @@ fn check_node(node: &NodeFile, findings: &mut Findings) {
         ("udp", flood.udp),
         ("icmp", flood.icmp),
     ] {
-        check_hysteresis(n, &[Key::Field("flood"), Key::Field(class)], threshold, findings);
+        check_hysteresis(
+            n,
+            &[Key::Field("flood"), Key::Field(class)],
+            threshold,
+            findings,
+        );
     }
 }
 
@@ -223,7 +259,11 @@ fn check_transit(
     let n = FileRef::Node;
     let transit = &node.transit;
     if transit.sources.is_empty() {
-        findings.push(n, key_path!["transit", "sources"], "at least one transit source address is needed");
+        findings.push(
+            n,
+            key_path!["transit", "sources"],
+            "at least one transit source address is needed",
+        );
     }
     for (index, source) in transit.sources.iter().enumerate() {
         if let Some(prefix) = inside_anycast(*source) {
@@ -233,14 +273,24 @@ fn check_transit(
                 format!("transit source {source} is inside anycast prefix {prefix}; transit must stay apart from anycast"),
             );
         }
-        if transit.sources[..index].iter().any(|earlier| earlier.is_ipv4() == source.is_ipv4()) {
+        if transit.sources[..index]
+            .iter()
+            .any(|earlier| earlier.is_ipv4() == source.is_ipv4())
+        {
             findings.push(
                 n,
                 key_path!["transit", "sources", index],
-                format!("a second {} transit source; give one per address family", family(*source)),
+                format!(
+                    "a second {} transit source; give one per address family",
+                    family(*source)
+                ),
             );
         }
-        if !transit.gateways.iter().any(|gateway| gateway.is_ipv4() == source.is_ipv4()) {
+        if !transit
+            .gateways
+            .iter()
+            .any(|gateway| gateway.is_ipv4() == source.is_ipv4())
+        {
             findings.push(
                 n,
                 key_path!["transit", "gateways"],
@@ -249,11 +299,17 @@ fn check_transit(
         }
     }
     for (index, gateway) in transit.gateways.iter().enumerate() {
-        if transit.gateways[..index].iter().any(|earlier| earlier.is_ipv4() == gateway.is_ipv4()) {
+        if transit.gateways[..index]
+            .iter()
+            .any(|earlier| earlier.is_ipv4() == gateway.is_ipv4())
+        {
             findings.push(
                 n,
                 key_path!["transit", "gateways", index],
-                format!("a second {} gateway; give one per address family", family(*gateway)),
+                format!(
+                    "a second {} gateway; give one per address family",
+                    family(*gateway)
+                ),
             );
         }
     }
@@ -263,7 +319,12 @@ fn family(ip: IpAddr) -> &'static str {
     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
 
-fn check_hysteresis(file: FileRef, path: &[Key<'static>], threshold: Threshold, findings: &mut Findings) {
+fn check_hysteresis(
+    file: FileRef,
+    path: &[Key<'static>],
+    threshold: Threshold,
+    findings: &mut Findings,
+) {
     if !threshold.has_hysteresis() {
         let mut path = path.to_vec();
         path.push(Key::Field("exit_pps"));
@@ -280,7 +341,14 @@ fn check_hysteresis(file: FileRef, path: &[Key<'static>], threshold: Threshold, 
 
 fn check_telco(t: FileRef, telco: &TelcoFile, findings: &mut Findings) {
     if telco.neighbor_v4.is_none() && telco.neighbor_v6.is_none() {
-        findings.push(t, key_path!["name"], format!("telco {} has neither neighbor_v4 nor neighbor_v6", telco.name));
+        findings.push(
+            t,
+            key_path!["name"],
+            format!(
+                "telco {} has neither neighbor_v4 nor neighbor_v6",
+                telco.name
+            ),
+        );
     }
     let mitigation = &telco.mitigation;
     if mitigation.rtbh && mitigation.rtbh_communities.is_empty() {
@@ -290,10 +358,25 @@ fn check_telco(t: FileRef, telco: &TelcoFile, findings: &mut Findings) {
             "RTBH is allowed but no RTBH community is given (RFC 7999's is 65535:666)",
         );
     }
-    let ThresholdOverrides { syn, tcp_other, udp, icmp } = telco.thresholds;
-    for (class, threshold) in [("syn", syn), ("tcp_other", tcp_other), ("udp", udp), ("icmp", icmp)] {
+    let ThresholdOverrides {
+        syn,
+        tcp_other,
+        udp,
+        icmp,
+    } = telco.thresholds;
+    for (class, threshold) in [
+        ("syn", syn),
+        ("tcp_other", tcp_other),
+        ("udp", udp),
+        ("icmp", icmp),
+    ] {
         if let Some(threshold) = threshold {
-            check_hysteresis(t, &[Key::Field("thresholds"), Key::Field(class)], threshold, findings);
+            check_hysteresis(
+                t,
+                &[Key::Field("thresholds"), Key::Field(class)],
+                threshold,
+                findings,
+            );
         }
     }
 }
@@ -305,10 +388,21 @@ fn check_unique_telcos(telcos: &[TelcoFile], findings: &mut Findings) {
         let t = FileRef::Telco(index);
         let earlier = &telcos[..index];
         if let Some(other) = earlier.iter().find(|other| other.name == telco.name) {
-            findings.push(t, key_path!["name"], format!("telco name {} is used by another telco file too", other.name));
+            findings.push(
+                t,
+                key_path!["name"],
+                format!(
+                    "telco name {} is used by another telco file too",
+                    other.name
+                ),
+            );
         }
         if let Some(other) = earlier.iter().find(|other| other.asn == telco.asn) {
-            findings.push(t, key_path!["asn"], format!("{} is already the AS of telco {}", telco.asn, other.name));
+            findings.push(
+                t,
+                key_path!["asn"],
+                format!("{} is already the AS of telco {}", telco.asn, other.name),
+            );
         }
         if let Some(other) = earlier
             .iter()
@@ -317,7 +411,14 @@ fn check_unique_telcos(telcos: &[TelcoFile], findings: &mut Findings) {
             findings.push(
                 t,
                 key_path!["neighbor_v4"],
-                format!("neighbour {} is already the neighbour of telco {}", other.neighbor_v4.map(IpAddr::V4).map_or_else(String::new, |ip| ip.to_string()), other.name),
+                format!(
+                    "neighbour {} is already the neighbour of telco {}",
+                    other
+                        .neighbor_v4
+                        .map(IpAddr::V4)
+                        .map_or_else(String::new, |ip| ip.to_string()),
+                    other.name
+                ),
             );
         }
         if let Some(other) = earlier
@@ -327,7 +428,14 @@ fn check_unique_telcos(telcos: &[TelcoFile], findings: &mut Findings) {
             findings.push(
                 t,
                 key_path!["neighbor_v6"],
-                format!("neighbour {} is already the neighbour of telco {}", other.neighbor_v6.map(IpAddr::V6).map_or_else(String::new, |ip| ip.to_string()), other.name),
+                format!(
+                    "neighbour {} is already the neighbour of telco {}",
+                    other
+                        .neighbor_v6
+                        .map(IpAddr::V6)
+                        .map_or_else(String::new, |ip| ip.to_string()),
+                    other.name
+                ),
             );
         }
     }
@@ -341,7 +449,11 @@ fn check_node_against_telcos(
 ) {
     let n = FileRef::Node;
     if telcos.is_empty() && all_telcos_read {
-        findings.push(n, key_path!["node", "telco_dir"], "no telco file (*.toml) in this directory");
+        findings.push(
+            n,
+            key_path!["node", "telco_dir"],
+            "no telco file (*.toml) in this directory",
+        );
     }
     for (index, telco) in telcos.iter().enumerate() {
         let t = FileRef::Telco(index);
@@ -349,7 +461,10 @@ fn check_node_against_telcos(
             findings.push(
                 t,
                 key_path!["asn"],
-                format!("{} is our own AS; ixgate peers with telcos over eBGP only", telco.asn),
+                format!(
+                    "{} is our own AS; ixgate peers with telcos over eBGP only",
+                    telco.asn
+                ),
             );
         }
         if telco.neighbor_v4.is_some() && node.bgp.local_v4.is_none() {
@@ -367,14 +482,25 @@ fn check_node_against_telcos(
             );
         }
         if telco.neighbor_v4.is_some() && telco.neighbor_v4 == node.bgp.local_v4 {
-            findings.push(t, key_path!["neighbor_v4"], "the neighbour is this node's own BGP address");
+            findings.push(
+                t,
+                key_path!["neighbor_v4"],
+                "the neighbour is this node's own BGP address",
+            );
         }
         if telco.neighbor_v6.is_some() && telco.neighbor_v6 == node.bgp.local_v6 {
-            findings.push(t, key_path!["neighbor_v6"], "the neighbour is this node's own BGP address");
+            findings.push(
+                t,
+                key_path!["neighbor_v6"],
+                "the neighbour is this node's own BGP address",
+            );
         }
     }
 
-    let Some(paired) = telcos.iter().find(|telco| telco.name == node.node.paired_telco) else {
+    let Some(paired) = telcos
+        .iter()
+        .find(|telco| telco.name == node.node.paired_telco)
+    else {
         if all_telcos_read {
             let known = telcos
                 .iter()
@@ -401,7 +527,11 @@ fn check_node_against_telcos(
         }
         let count = telco.prepend.effective(false);
         if count <= paired_count {
-            let key = if telco.prepend.fixed.is_some() { "override" } else { "not_paired" };
+            let key = if telco.prepend.fixed.is_some() {
+                "override"
+            } else {
+                "not_paired"
+            };
             findings.push(
                 FileRef::Telco(index),
                 &[Key::Field("prepend"), Key::Field(key)],
@@ -424,31 +554,55 @@ pub fn check_files(node: Option<&NodeFile>, telcos: &[TelcoFile]) -> Vec<Finding
         }
         for (index, service) in node.services.iter().enumerate() {
             if let Err(error) = files::check_certificate_chain(&service.certificate) {
-                findings.push(n, key_path!["services", index, "certificate"], error.to_string());
+                findings.push(
+                    n,
+                    key_path!["services", index, "certificate"],
+                    error.to_string(),
+                );
             }
             if let Err(error) = files::check_private_key(&service.private_key) {
-                findings.push(n, key_path!["services", index, "private_key"], error.to_string());
+                findings.push(
+                    n,
+                    key_path!["services", index, "private_key"],
+                    error.to_string(),
+                );
             }
             match files::check_ca_bundle(&service.client_ca) {
                 Ok(cas) => {
                     for (crl_index, crl) in service.crls.iter().enumerate() {
                         if let Err(error) = files::check_crl(crl, &cas, &service.client_ca) {
-                            findings.push(n, key_path!["services", index, "crls", crl_index], error.to_string());
+                            findings.push(
+                                n,
+                                key_path!["services", index, "crls", crl_index],
+                                error.to_string(),
+                            );
                         }
                     }
                 }
-                Err(error) => findings.push(n, key_path!["services", index, "client_ca"], error.to_string()),
+                Err(error) => findings.push(
+                    n,
+                    key_path!["services", index, "client_ca"],
+                    error.to_string(),
+                ),
             }
             if let Err(error) = files::check_ca_bundle(&service.origin_ca) {
-                findings.push(n, key_path!["services", index, "origin_ca"], error.to_string());
+                findings.push(
+                    n,
+                    key_path!["services", index, "origin_ca"],
+                    error.to_string(),
+                );
             }
         }
     }
     for (index, telco) in telcos.iter().enumerate() {
-        if let Some(password) = &telco.md5_password_file {
-            if let Err(error) = files::check_md5_password(password) {
-                findings.push(FileRef::Telco(index), key_path!["md5_password_file"], error.to_string());
-            }
+        if let Some(password) = &telco.md5_password_file
+            && let Err(error) = files::check_md5_password(password)
+        {
+            findings.push(
+                FileRef::Telco(index),
+                key_path!["md5_password_file"],
+                error.to_string(),
+            );
         }
     }
     findings.0

@@ -8,6 +8,7 @@
 //! SNI), an origin CA with a certificate per bank origin, and a ticket-key
 //! file.
 
+use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
 
@@ -73,7 +74,10 @@ fn name(common_name: &str) -> DistinguishedName {
 fn ca_params(common_name: &str, path_len: Option<u8>) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = name(common_name);
-    params.is_ca = IsCa::Ca(path_len.map_or(BasicConstraints::Unconstrained, BasicConstraints::Constrained));
+    params.is_ca = IsCa::Ca(path_len.map_or(
+        BasicConstraints::Unconstrained,
+        BasicConstraints::Constrained,
+    ));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -88,7 +92,8 @@ fn leaf_params(
     purpose: ExtendedKeyUsagePurpose,
     serial: u64,
 ) -> Result<CertificateParams, PkiError> {
-    let mut params = CertificateParams::new(dns_names.iter().map(|&n| n.to_owned()).collect::<Vec<_>>())?;
+    let mut params =
+        CertificateParams::new(dns_names.iter().map(|&n| n.to_owned()).collect::<Vec<_>>())?;
     params.distinguished_name = name(common_name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![purpose];
@@ -104,9 +109,11 @@ pub fn generate(dir: &Path) -> Result<(), PkiError> {
 
     // ixgate's server certificates, one per bank SNI, under one CA the
     // apps trust.
-    let server_ca = CertifiedIssuer::self_signed(ca_params("ixgate edge CA", Some(0)), KeyPair::generate()?)?;
+    let server_ca =
+        CertifiedIssuer::self_signed(ca_params("ixgate edge CA", Some(0)), KeyPair::generate()?)?;
     out.file("server-ca.pem", &server_ca.pem())?;
-    let origin_ca = CertifiedIssuer::self_signed(ca_params("bank origins CA", Some(0)), KeyPair::generate()?)?;
+    let origin_ca =
+        CertifiedIssuer::self_signed(ca_params("bank origins CA", Some(0)), KeyPair::generate()?)?;
     out.file("origin-ca.pem", &origin_ca.pem())?;
 
     for (index, bank) in BANKS.iter().enumerate() {
@@ -118,7 +125,11 @@ pub fn generate(dir: &Path) -> Result<(), PkiError> {
             ExtendedKeyUsagePurpose::ServerAuth,
             serial_base + 1,
         )?;
-        out.cert_and_key(&format!("{bank}-server"), &params.signed_by(&key, &server_ca)?.pem(), &key)?;
+        out.cert_and_key(
+            &format!("{bank}-server"),
+            &params.signed_by(&key, &server_ca)?.pem(),
+            &key,
+        )?;
 
         let key = KeyPair::generate()?;
         let params = leaf_params(
@@ -127,7 +138,11 @@ pub fn generate(dir: &Path) -> Result<(), PkiError> {
             ExtendedKeyUsagePurpose::ServerAuth,
             serial_base + 2,
         )?;
-        out.cert_and_key(&format!("{bank}-origin"), &params.signed_by(&key, &origin_ca)?.pem(), &key)?;
+        out.cert_and_key(
+            &format!("{bank}-origin"),
+            &params.signed_by(&key, &origin_ca)?.pem(),
+            &key,
+        )?;
 
         bank_app_pki(&out, bank, serial_base + 100, now)?;
     }
@@ -136,12 +151,24 @@ pub fn generate(dir: &Path) -> Result<(), PkiError> {
 }
 
 /// A bank's app CA hierarchy, its CRL and its client certificates.
-fn bank_app_pki(out: &Writer<'_>, bank: &str, serial_base: u64, now: OffsetDateTime) -> Result<(), PkiError> {
-    let root = CertifiedIssuer::self_signed(ca_params(&format!("{bank} app root CA"), Some(1)), KeyPair::generate()?)?;
+fn bank_app_pki(
+    out: &Writer<'_>,
+    bank: &str,
+    serial_base: u64,
+    now: OffsetDateTime,
+) -> Result<(), PkiError> {
+    let root = CertifiedIssuer::self_signed(
+        ca_params(&format!("{bank} app root CA"), Some(1)),
+        KeyPair::generate()?,
+    )?;
     let intermediate_params = ca_params(&format!("{bank} app issuing CA"), Some(0));
-    let intermediate = CertifiedIssuer::signed_by(intermediate_params, KeyPair::generate()?, &root)?;
+    let intermediate =
+        CertifiedIssuer::signed_by(intermediate_params, KeyPair::generate()?, &root)?;
     // The service's client_ca bundle: root and intermediate.
-    out.file(&format!("{bank}-app-ca.pem"), &format!("{}{}", root.pem(), intermediate.pem()))?;
+    out.file(
+        &format!("{bank}-app-ca.pem"),
+        &format!("{}{}", root.pem(), intermediate.pem()),
+    )?;
 
     let client = |kind: &str, serial: u64| -> Result<CertificateParams, PkiError> {
         leaf_params(
@@ -211,10 +238,12 @@ fn ticket_keys() -> Result<String, PkiError> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut urandom| urandom.read_exact(&mut random))
         .map_err(PkiError::Random)?;
-    let mut text = String::from("# ixgate session-ticket keys: name (16 bytes) + AES-256-GCM key (32 bytes), hex.\n# The first key encrypts new tickets; every key decrypts.\n");
+    let mut text = String::from(
+        "# ixgate session-ticket keys: name (16 bytes) + AES-256-GCM key (32 bytes), hex.\n# The first key encrypts new tickets; every key decrypts.\n",
+    );
     for key in random.chunks(48) {
         for byte in key {
-            text.push_str(&format!("{byte:02x}"));
+            let _ = write!(text, "{byte:02x}");
         }
         text.push('\n');
     }

@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` and `make test`. Both install what
+# the machine lacks first.
+
+CARGO ?= cargo
+# Line tables are enough for backtraces and keep 2-core builds fast.
+export CARGO_PROFILE_DEV_DEBUG ?= line-tables-only
+
+.PHONY: deps build demo test fmt lint unit
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --workspace --bins
+
+# Until the lab exists, the demo is the configuration check of the lab's
+# two nodes: the plan each node derives from its files.
+demo: build
+	./target/debug/ixgate check --config examples/lab
+	@echo
+	@echo "A broken configuration is refused whole, every error with its place:"
+	@./target/debug/ixgate check --config examples/invalid/several-errors; \
+	  echo "(exit status $$?: 0 valid, 1 invalid, 2 unreadable)"
+
+fmt: deps
+	$(CARGO) fmt --all --check
+
+lint: deps
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: deps
+	$(CARGO) test --workspace
+
+test: fmt lint unit
