@@ -179,3 +179,94 @@ pub fn check_md5_password(path: &Path) -> Result<(), FileError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn lab_pki(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/lab/pki")
+            .join(name)
+    }
+
+    /// A scratch file unique to this test process and `name`.
+    fn scratch(name: &str, contents: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ixgate-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn lab_pki_passes() {
+        let ca_path = lab_pki("bank-a-app-ca.pem");
+        let cas = check_ca_bundle(&ca_path).unwrap();
+        assert_eq!(cas.len(), 2, "root and intermediate");
+        check_crl(&lab_pki("bank-a.crl.pem"), &cas, &ca_path).unwrap();
+        check_certificate_chain(&lab_pki("bank-a-server.pem")).unwrap();
+        check_private_key(&lab_pki("bank-a-server.key")).unwrap();
+        assert_eq!(check_ticket_keys(&lab_pki("ticket.keys")).unwrap(), 2);
+    }
+
+    #[test]
+    fn other_banks_crl_is_refused() {
+        let ca_path = lab_pki("bank-a-app-ca.pem");
+        let cas = check_ca_bundle(&ca_path).unwrap();
+        let error = check_crl(&lab_pki("bank-b.crl.pem"), &cas, &ca_path).unwrap_err();
+        assert!(
+            matches!(error, FileError::CrlNotSignedByCa { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_with_the_right_reason() {
+        let text = scratch("garbage.pem", b"not a certificate\n");
+        assert!(matches!(
+            check_ca_bundle(&text),
+            Err(FileError::NoCertificate { .. })
+        ));
+        assert!(matches!(
+            check_private_key(&text),
+            Err(FileError::NoPrivateKey { .. })
+        ));
+        assert!(matches!(
+            check_crl(&text, &[], &text),
+            Err(FileError::NoCrl { .. })
+        ));
+        let leaf_only = lab_pki("bank-a-client-good.pem");
+        assert!(matches!(
+            check_ca_bundle(&leaf_only),
+            Err(FileError::NoCaCertificate { .. })
+        ));
+    }
+
+    #[test]
+    fn ticket_keys_format() {
+        let good = "ab".repeat(48);
+        let path = scratch("tickets-ok", format!("# comment\n\n{good}\n").as_bytes());
+        assert_eq!(check_ticket_keys(&path).unwrap(), 1);
+        let path = scratch("tickets-short", format!("{good}\nabcd\n").as_bytes());
+        assert!(matches!(
+            check_ticket_keys(&path),
+            Err(FileError::BadTicketKey { line: 2, .. })
+        ));
+        let path = scratch("tickets-empty", b"# nothing\n");
+        assert!(matches!(
+            check_ticket_keys(&path),
+            Err(FileError::NoTicketKey { .. })
+        ));
+    }
+
+    #[test]
+    fn md5_password_length() {
+        assert!(check_md5_password(&scratch("md5-ok", b"secret\n")).is_ok());
+        assert!(check_md5_password(&scratch("md5-empty", b"\n")).is_err());
+        assert!(check_md5_password(&scratch("md5-long", &[b'x'; 81])).is_err());
+        assert!(check_md5_password(&scratch("md5-80", &[b'x'; 80])).is_ok());
+    }
+}

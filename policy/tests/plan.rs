@@ -14,47 +14,8 @@ use ixgate_policy::types::Name;
 use ixgate_policy::{Config, Drained, plan};
 use proptest::prelude::*;
 
-const NODE: &str = r#"
-[node]
-name = "node-1"
-asn = 65000
-router_id = "198.51.100.11"
-paired_telco = "PAIRED"
-
-[interfaces]
-anycast = "ixp0"
-transit = "transit0"
-anycast_holder = "lo"
-
-[bgp]
-local_v4 = "198.51.100.11"
-local_v6 = "2001:db8:ff::11"
-
-[anycast]
-prefixes = ["192.0.2.0/24", "2001:db8:100::/48", "2001:db8:200::/48"]
-service_ips = ["192.0.2.10"]
-
-[transit]
-sources = ["203.0.113.11"]
-gateways = ["203.0.113.1"]
-
-[management]
-metrics = "127.0.0.1:9180"
-control_socket = "/run/ixgate.sock"
-
-[tls]
-ticket_key_file = "t"
-
-[[services]]
-name = "bank-a"
-sni = ["api.bank-a.example"]
-certificate = "c"
-private_key = "k"
-client_ca = "ca"
-origins = ["https://203.0.113.65"]
-origin_ca = "oca"
-origin_sni = "origin.bank-a.example"
-"#;
+mod common;
+use common::NODE;
 
 #[derive(Clone, Debug)]
 struct TelcoSpec {
