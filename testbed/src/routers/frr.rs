@@ -1,0 +1,250 @@
+//! FRR (zebra and bgpd) as a telco router, queried with `vtysh … json`.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{
+    Family, FlowRoute, RouterSetup, SessionState, UnicastRoute, community_strings, spawn_daemon,
+    write,
+};
+use crate::LabError;
+use crate::sandbox::SandboxHandle;
+use crate::wait::{self, NotYet};
+
+pub fn afi(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "ipv4",
+        Family::Ipv6 => "ipv6",
+    }
+}
+
+pub fn config(setup: &RouterSetup, log: &Path) -> String {
+    let mut out = format!(
+        "! Written by ixgate-testbed for {node}.\nfrr defaults traditional\nhostname {node}\nlog file {log}\n!\n",
+        node = setup.node,
+        log = log.display()
+    );
+    // RFC 7999: a telco-specific RTBH community becomes the well-known
+    // BLACKHOLE one, which bgpd installs as a blackhole route.
+    let rtbh: Vec<String> = setup
+        .neighbors
+        .iter()
+        .flat_map(|n| community_strings(&n.rtbh_communities))
+        .collect();
+    if !rtbh.is_empty() {
+        let _ = write!(
+            out,
+            "bgp community-list standard RTBH permit {}\n!\nroute-map FROM-IXGATE permit 10\n match community RTBH\n set community blackhole additive\nroute-map FROM-IXGATE permit 20\n!\n",
+            rtbh.join(" ")
+        );
+    }
+    let _ = write!(
+        out,
+        "router bgp {asn}\n bgp router-id {id}\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n no bgp network import-check\n",
+        asn = setup.asn,
+        id = setup.router_id
+    );
+    for neighbor in &setup.neighbors {
+        let address = neighbor.address;
+        let keepalive = (neighbor.hold_time / 3).max(1);
+        let _ = write!(
+            out,
+            " neighbor {address} remote-as {asn}\n neighbor {address} update-source {local}\n neighbor {address} timers {keepalive} {hold}\n neighbor {address} timers connect 1\n",
+            asn = neighbor.asn,
+            local = neighbor.local,
+            hold = neighbor.hold_time
+        );
+        if let Some(password) = &neighbor.password {
+            let _ = writeln!(out, " neighbor {address} password {password}");
+        }
+        if neighbor.gtsm {
+            let _ = writeln!(out, " neighbor {address} ttl-security hops 1");
+        }
+    }
+    for family in ["ipv4", "ipv6"] {
+        let members: Vec<_> = setup
+            .neighbors
+            .iter()
+            .filter(|n| n.address.is_ipv4() == (family == "ipv4"))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, " address-family {family} unicast");
+        for neighbor in &members {
+            let _ = writeln!(out, "  neighbor {} activate", neighbor.address);
+            if !rtbh.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  neighbor {} route-map FROM-IXGATE in",
+                    neighbor.address
+                );
+            }
+        }
+        out.push_str(" exit-address-family\n");
+        if members.iter().any(|n| n.flowspec) {
+            let _ = writeln!(out, " address-family {family} flowspec");
+            for neighbor in members.iter().filter(|n| n.flowspec) {
+                let _ = writeln!(out, "  neighbor {} activate", neighbor.address);
+            }
+            out.push_str(" exit-address-family\n");
+        }
+    }
+    out
+}
+
+fn zserv(run_dir: &Path) -> String {
+    run_dir.join("zserv.api").to_string_lossy().into_owned()
+}
+
+pub fn start(
+    setup: &RouterSetup,
+    sandbox: &SandboxHandle,
+    run_dir: &Path,
+) -> Result<Vec<Child>, LabError> {
+    let zebra_conf = run_dir.join("zebra.conf");
+    let bgpd_conf = run_dir.join("bgpd.conf");
+    write(&zebra_conf, &format!("hostname {}\n", setup.node))?;
+    write(&bgpd_conf, &config(setup, &run_dir.join("bgpd.log")))?;
+    let vty = run_dir.to_string_lossy().into_owned();
+    let zserv = zserv(run_dir);
+    // FRR drops to its own user (root would need the frrvty group), so the
+    // router's run directory becomes that user's.
+    let mut chown = Command::new("chown");
+    chown.args(["-R", "frr:frr"]).arg(run_dir);
+    SandboxHandle::run(chown)?;
+    let common = ["-u", "frr", "-g", "frr", "--vty_socket", &vty, "-z", &zserv];
+    let zebra_conf = zebra_conf.to_string_lossy().into_owned();
+    let zebra_pid = run_dir.join("zebra.pid").to_string_lossy().into_owned();
+    let mut zebra_args = vec!["-f", zebra_conf.as_str(), "-i", zebra_pid.as_str()];
+    zebra_args.extend(common);
+    let zebra = spawn_daemon(
+        sandbox,
+        &setup.node,
+        &run_dir.join("zebra.out"),
+        "/usr/lib/frr/zebra",
+        &zebra_args,
+    )?;
+    // bgpd must find zebra's socket, or it will not install routes.
+    wait::until(Duration::from_secs(10), "zebra's socket", || {
+        if Path::new(&zserv).exists() {
+            Ok(())
+        } else {
+            Err(NotYet::Pending(format!("no {zserv}")))
+        }
+    })?;
+    let bgpd_conf = bgpd_conf.to_string_lossy().into_owned();
+    let bgpd_pid = run_dir.join("bgpd.pid").to_string_lossy().into_owned();
+    let mut bgpd_args = vec![
+        "-f",
+        bgpd_conf.as_str(),
+        "-i",
+        bgpd_pid.as_str(),
+        "-A",
+        "127.0.0.1",
+    ];
+    bgpd_args.extend(common);
+    let bgpd = spawn_daemon(
+        sandbox,
+        &setup.node,
+        &run_dir.join("bgpd.out"),
+        "/usr/lib/frr/bgpd",
+        &bgpd_args,
+    )?;
+    Ok(vec![zebra, bgpd])
+}
+
+/// `vtysh -c "ARGS"` against this router's daemons.
+pub fn cli(sandbox: &SandboxHandle, node: &str, run_dir: &Path, args: &[&str]) -> Command {
+    let mut command = sandbox.node_command(node, "vtysh");
+    command
+        .arg("--vty_socket")
+        .arg(run_dir)
+        .arg("-c")
+        .arg(args.join(" "));
+    command
+}
+
+fn json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|error| format!("vtysh printed no JSON ({error}): {text}"))
+}
+
+/// From `show bgp neighbors json`: `{ "<address>": { "bgpState": … } }`.
+pub fn session_state(text: &str, neighbor: IpAddr) -> Result<SessionState, String> {
+    let neighbors = json(text)?;
+    let state = neighbors[neighbor.to_string()]["bgpState"]
+        .as_str()
+        .ok_or_else(|| format!("no neighbour {neighbor} in: {text}"))?;
+    SessionState::parse(state).ok_or_else(|| format!("unknown BGP state {state}"))
+}
+
+/// From `show bgp ipv4 unicast json`: the prefixes in the table.
+pub fn prefixes(text: &str) -> Result<Vec<String>, String> {
+    let table = json(text)?;
+    Ok(table["routes"]
+        .as_object()
+        .map(|routes| routes.keys().cloned().collect())
+        .unwrap_or_default())
+}
+
+/// From `show bgp ipv4 unicast PREFIX json`: every path with its AS path
+/// and communities.
+pub fn unicast_routes(text: &str) -> Result<Vec<UnicastRoute>, String> {
+    let detail = json(text)?;
+    let prefix = detail["prefix"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("no prefix in: {text}"))?;
+    let mut routes = Vec::new();
+    for path in detail["paths"].as_array().into_iter().flatten() {
+        let Some(from) = path["peer"]["peerId"].as_str().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let words = |value: &Value| -> Vec<String> {
+            value["string"]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        };
+        routes.push(UnicastRoute {
+            prefix,
+            from,
+            as_path: words(&path["aspath"])
+                .iter()
+                .filter_map(|asn| asn.parse().ok())
+                .collect(),
+            communities: words(&path["community"])
+                .iter()
+                .filter_map(|c| community(c))
+                .collect(),
+            large_communities: words(&path["largeCommunity"])
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+        });
+    }
+    Ok(routes)
+}
+
+/// FRR names the well-known communities.
+fn community(text: &str) -> Option<ixgate_policy::types::Community> {
+    use ixgate_policy::types::Community;
+    match text {
+        "blackhole" => Some(Community::BLACKHOLE),
+        "noExport" | "no-export" => Some(Community::NO_EXPORT),
+        "gshut" | "graceful-shutdown" => Some(Community::GRACEFUL_SHUTDOWN),
+        _ => text.parse().ok(),
+    }
+}
+
+pub fn flow_routes(text: &str) -> Result<Vec<FlowRoute>, String> {
+    let _ = json(text)?;
+    Err(format!("flow routes from FRR are not parsed yet: {text}"))
+}
