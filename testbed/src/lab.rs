@@ -28,7 +28,7 @@ impl LabState {
 
     /// A handle into the lab's sandbox.
     pub fn sandbox(&self) -> SandboxHandle {
-        SandboxHandle::from_pid1(self.sandbox_pid)
+        SandboxHandle::new(&self.name, self.sandbox_pid)
     }
 }
 
@@ -43,7 +43,7 @@ pub struct Lab {
     routers: BTreeMap<String, Router>,
     /// The `nsenter` processes waiting on the lab's daemons; reaped on drop.
     daemons: Vec<Child>,
-    sandbox: Option<Sandbox>,
+    sandbox: Sandbox,
     /// Keep the run directory on drop: set until the lab is fully up, and
     /// whenever the thread panics, so a failure leaves its logs.
     keep_run_dir: bool,
@@ -65,7 +65,7 @@ impl Lab {
             run_dir,
             routers: BTreeMap::new(),
             daemons: Vec::new(),
-            sandbox: Some(sandbox),
+            sandbox,
             keep_run_dir: true,
         };
         lab.write_state()?;
@@ -132,10 +132,7 @@ impl Lab {
     }
 
     fn sandbox_handle(&self) -> SandboxHandle {
-        self.sandbox.as_ref().map_or_else(
-            || SandboxHandle::from_pid1(0),
-            |sandbox| sandbox.handle().clone(),
-        )
+        self.sandbox.handle().clone()
     }
 
     pub fn name(&self) -> &str {
@@ -190,7 +187,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         // Ending the sandbox ends every lab process; then reap the
         // `nsenter`s that waited on them.
-        drop(self.sandbox.take());
+        self.sandbox.end();
         for daemon in &mut self.daemons {
             let _ = daemon.wait();
         }

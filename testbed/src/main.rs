@@ -1,9 +1,17 @@
-//! `ixgate-testbed`: lab tooling.
+//! `ixgate-testbed`: bring labs up and down, run commands in their nodes,
+//! and write the test PKI.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+use ixgate_testbed::sandbox::runs_root;
+use ixgate_testbed::topology::Topology;
+use ixgate_testbed::wait::{self, NotYet};
+use ixgate_testbed::{Lab, LabState};
 
 #[derive(Debug, Parser)]
 #[command(name = "ixgate-testbed", about = "Network-namespace labs for ixgate")]
@@ -14,19 +22,214 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build the lab of TOPOLOGY and keep it until interrupted (Ctrl-C);
+    /// the lab dies with this process, however it ends.
+    Up { topology: PathBuf },
+    /// Stop every lab on this host (or --lab NAME) and remove its run
+    /// directory.
+    Down {
+        #[arg(long)]
+        lab: Option<String>,
+    },
+    /// Run CMD in NODE of the running lab (or of --lab NAME).
+    Exec {
+        #[arg(long)]
+        lab: Option<String>,
+        node: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// List the labs on this host.
+    Status,
     /// Write the test PKI (CAs, good and bad clients, CRLs, server and
     /// origin certificates, ticket keys) into DIR.
     Pki { dir: PathBuf },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
+        Command::Up { topology } => up(&topology),
+        Command::Down { lab } => down(lab.as_deref()),
+        Command::Exec { lab, node, command } => exec(lab.as_deref(), &node, &command),
+        Command::Status => status(),
         Command::Pki { dir } => {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             ixgate_testbed::pki::generate(&dir)?;
             println!("test PKI written to {}", dir.display());
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn up(topology: &Path) -> anyhow::Result<ExitCode> {
+    let lab = Lab::start(Topology::load(topology)?)?;
+    println!(
+        "lab {} is up; run directory {}",
+        lab.name(),
+        lab.run_dir().display()
+    );
+    for node in &lab.topology().nodes {
+        let addresses: Vec<String> = node
+            .interfaces
+            .iter()
+            .flat_map(|interface| {
+                interface
+                    .addresses
+                    .iter()
+                    .map(move |a| format!("{}={a}", interface.name))
+            })
+            .collect();
+        println!(
+            "  {:<9} {:<9} {}",
+            node.name,
+            role_name(&node.role),
+            addresses.join(" ")
+        );
+    }
+    println!("Ctrl-C ends it; `ixgate-testbed exec NODE -- CMD` runs a command in a node.");
+    loop {
+        std::thread::park();
+    }
+}
+
+fn role_name(role: &ixgate_testbed::topology::Role) -> String {
+    use ixgate_testbed::topology::Role;
+    match role {
+        Role::Telco { software, .. } => format!("telco/{software:?}").to_lowercase(),
+        Role::Ixgate { .. } => "ixgate".into(),
+        Role::Transit => "transit".into(),
+        Role::Origin { .. } => "origin".into(),
+        Role::Client => "client".into(),
+        Role::Attacker => "attacker".into(),
+    }
+}
+
+/// Every lab run directory on this host, with its state if it has one.
+fn labs() -> anyhow::Result<Vec<(PathBuf, Option<LabState>)>> {
+    let root = runs_root();
+    let mut labs = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(labs);
+    };
+    for entry in entries {
+        let dir = entry?.path();
+        let state = std::fs::read_to_string(dir.join(LabState::FILE))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        labs.push((dir, state));
+    }
+    labs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(labs)
+}
+
+/// Whether `pid` is alive and is still the process `state` names: a
+/// recycled PID must never be signalled.
+fn runner_alive(state: &LabState) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", state.runner_pid)).unwrap_or_default();
+    let environ = std::fs::read(format!("/proc/{}/environ", state.sandbox_pid)).unwrap_or_default();
+    !cmdline.is_empty()
+        && environ
+            .windows(state.name.len())
+            .any(|window| window == state.name.as_bytes())
+}
+
+fn status() -> anyhow::Result<ExitCode> {
+    let labs = labs()?;
+    if labs.is_empty() {
+        println!("no labs");
+    }
+    for (dir, state) in labs {
+        match state {
+            Some(state) if runner_alive(&state) => println!(
+                "{}: up (runner {}, sandbox {}); nodes: {}",
+                state.name,
+                state.runner_pid,
+                state.sandbox_pid,
+                state.nodes.join(" ")
+            ),
+            Some(state) => println!("{}: ended; logs in {}", state.name, dir.display()),
+            None => println!("{}: no state; logs only", dir.display()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long a lab's runner gets to end after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+fn down(only: Option<&str>) -> anyhow::Result<ExitCode> {
+    for (dir, state) in labs()? {
+        let name = state
+            .as_ref()
+            .map_or_else(|| dir.to_string_lossy().into_owned(), |s| s.name.clone());
+        if only.is_some_and(|only| only != name) {
+            continue;
+        }
+        if let Some(state) = state.as_ref().filter(|state| runner_alive(state)) {
+            // The runner owns the lab: ending it ends everything in it.
+            signal("TERM", state.runner_pid)?;
+            let ended = wait::until(STOP_GRACE, "the lab's runner to end", || {
+                if runner_alive(state) {
+                    Err(NotYet::Pending(format!(
+                        "runner {} still alive",
+                        state.runner_pid
+                    )))
+                } else {
+                    Ok(())
+                }
+            });
+            if ended.is_err() {
+                signal("KILL", state.runner_pid)?;
+            }
+            println!("{name}: stopped runner {}", state.runner_pid);
+        }
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
+        println!("removed {}", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn signal(name: &str, pid: u32) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()?;
+    if !status.success() {
+        bail!("kill -{name} {pid}: {status}");
+    }
     Ok(())
+}
+
+fn exec(lab: Option<&str>, node: &str, command: &[String]) -> anyhow::Result<ExitCode> {
+    let running: Vec<LabState> = labs()?
+        .into_iter()
+        .filter_map(|(_, state)| state)
+        .filter(|state| runner_alive(state) && lab.is_none_or(|name| name == state.name))
+        .collect();
+    let state = match running.as_slice() {
+        [one] => one,
+        [] => bail!(
+            "no running lab{}",
+            lab.map(|n| format!(" named {n}")).unwrap_or_default()
+        ),
+        _ => bail!("several labs are running; name one with --lab"),
+    };
+    if !state.nodes.iter().any(|name| name == node) {
+        bail!(
+            "lab {} has no node {node}; its nodes: {}",
+            state.name,
+            state.nodes.join(" ")
+        );
+    }
+    let (program, args) = command.split_first().context("no command")?;
+    let status = state
+        .sandbox()
+        .node_command(node, program)
+        .args(args)
+        .status()?;
+    Ok(ExitCode::from(
+        u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
+    ))
 }

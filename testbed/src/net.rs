@@ -25,15 +25,19 @@ pub fn build(sandbox: &SandboxHandle, topology: &Topology) -> Result<(), LabErro
     for node in &topology.nodes {
         sandbox.ip(&["netns", "add", &node.name])?;
         sandbox.ip(&["-n", &node.name, "link", "set", "lo", "up"])?;
+        // The lab's addresses are unique by construction: duplicate address
+        // detection would only hold every IPv6 address (link-local ones too,
+        // which neighbour discovery needs) back for a second or two.
+        let mut sysctl = sandbox.node_command(&node.name, "sysctl");
+        sysctl.args([
+            "-qw",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+        ]);
         if matches!(node.role, Role::Telco { .. } | Role::Transit) {
-            let mut sysctl = sandbox.node_command(&node.name, "sysctl");
-            sysctl.args([
-                "-qw",
-                "net.ipv4.ip_forward=1",
-                "net.ipv6.conf.all.forwarding=1",
-            ]);
-            SandboxHandle::run(sysctl)?;
+            sysctl.args(["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
         }
+        SandboxHandle::run(sysctl)?;
     }
 
     // Segment ports: the node end keeps the configured name, the switch end
@@ -84,7 +88,7 @@ pub fn build(sandbox: &SandboxHandle, topology: &Topology) -> Result<(), LabErro
         for interface in &node.interfaces {
             for address in &interface.addresses {
                 let address = address.to_string();
-                let mut args = vec![
+                sandbox.ip(&[
                     "-n",
                     &node.name,
                     "address",
@@ -92,13 +96,7 @@ pub fn build(sandbox: &SandboxHandle, topology: &Topology) -> Result<(), LabErro
                     &address,
                     "dev",
                     &interface.name,
-                ];
-                // Duplicate address detection would hold an IPv6 address
-                // back for a second; the lab's addresses are unique.
-                if address.contains(':') {
-                    args.push("nodad");
-                }
-                sandbox.ip(&args)?;
+                ])?;
             }
             sandbox.ip(&["-n", &node.name, "link", "set", &interface.name, "up"])?;
         }

@@ -26,13 +26,17 @@ pub const LAB_TAG: &str = "IXGATE_LAB";
 /// How to reach into a running sandbox: the host PID of its PID 1.
 #[derive(Clone, Debug)]
 pub struct SandboxHandle {
+    lab: String,
     pid1: u32,
 }
 
 impl SandboxHandle {
-    /// A handle to the sandbox whose PID 1 has host PID `pid1`.
-    pub fn from_pid1(pid1: u32) -> Self {
-        Self { pid1 }
+    /// A handle to the sandbox of lab `lab`, whose PID 1 has host PID `pid1`.
+    pub fn new(lab: &str, pid1: u32) -> Self {
+        Self {
+            lab: lab.to_owned(),
+            pid1,
+        }
     }
 
     /// A command that runs inside the sandbox (its mount, PID and network
@@ -43,7 +47,8 @@ impl SandboxHandle {
             .arg("--target")
             .arg(self.pid1.to_string())
             .args(["--mount", "--pid", "--net", "--"])
-            .arg(program);
+            .arg(program)
+            .env(LAB_TAG, &self.lab);
         command
     }
 
@@ -140,7 +145,7 @@ impl Sandbox {
             })?;
         let mut sandbox = Self {
             unshare,
-            handle: SandboxHandle { pid1: 0 },
+            handle: SandboxHandle::new(lab, 0),
         };
         let pid1 = wait::until(START_TIMEOUT, "the sandbox's PID 1 to report", || {
             if let Ok(Some(status)) = sandbox.unshare.try_wait() {
@@ -158,13 +163,18 @@ impl Sandbox {
     pub fn handle(&self) -> &SandboxHandle {
         &self.handle
     }
+
+    /// Ends the sandbox and everything in it; calling it again does nothing.
+    pub fn end(&mut self) {
+        // Killing unshare kills PID 1, and with it the whole lab.
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        // Killing unshare kills PID 1, and with it the whole lab.
-        let _ = self.unshare.kill();
-        let _ = self.unshare.wait();
+        self.end();
     }
 }
 

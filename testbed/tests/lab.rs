@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ixgate_testbed::Lab;
-use ixgate_testbed::routers::{Family, SessionState};
-use ixgate_testbed::topology::Topology;
+use ixgate_testbed::routers::{Family, FlowRoute, Router, SessionState};
+use ixgate_testbed::topology::{Role, RouterSoftware, Topology};
 use ixgate_testbed::wait::{self, NotYet};
 
 /// Sessions come up within a few seconds (connect retry is 1 s); the
@@ -19,56 +19,42 @@ use ixgate_testbed::wait::{self, NotYet};
 const SESSION_DEADLINE: Duration = Duration::from_secs(60);
 const ROUTE_DEADLINE: Duration = Duration::from_secs(30);
 
-fn lab() -> Lab {
+fn topology() -> Topology {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/lab.toml");
-    Lab::start(Topology::load(&path).expect("topology")).expect("lab starts")
+    Topology::load(&path).expect("topology")
 }
 
-fn ip(text: &str) -> IpAddr {
-    text.parse().expect("address")
+fn lab() -> Lab {
+    Lab::start(topology()).expect("lab starts")
 }
 
-#[test]
-fn telcos_get_the_anycast_prefixes_and_a_flowspec_rule_from_the_stand_in() {
-    let lab = lab();
-    // (telco, [(node address, node)]) over both families.
-    let sessions = [
-        (
-            "telco-a",
-            [
-                "198.51.100.11",
-                "198.51.100.12",
-                "2001:db8:ff::11",
-                "2001:db8:ff::12",
-            ],
-        ),
-        (
-            "telco-b",
-            [
-                "198.51.100.11",
-                "198.51.100.12",
-                "2001:db8:ff::11",
-                "2001:db8:ff::12",
-            ],
-        ),
-    ];
-    for (telco, neighbors) in sessions {
-        let router = lab.router(telco).expect("router");
-        for neighbor in neighbors {
-            wait::until(
-                SESSION_DEADLINE,
-                &format!("{telco} ↔ {neighbor} Established"),
-                || match router.session_state(ip(neighbor)) {
-                    Ok(SessionState::Established) => Ok(()),
-                    Ok(state) => Err(NotYet::Pending(format!("{state:?}"))),
-                    Err(error) => Err(NotYet::Pending(error.to_string())),
-                },
-            )
-            .expect("session up");
-        }
+const NODE_ADDRESSES: [&str; 4] = [
+    "198.51.100.11",
+    "198.51.100.12",
+    "2001:db8:ff::11",
+    "2001:db8:ff::12",
+];
+
+fn wait_established(lab: &Lab, telco: &str) {
+    let router = lab.router(telco).expect("router");
+    for neighbor in NODE_ADDRESSES {
+        wait::until(
+            SESSION_DEADLINE,
+            &format!("{telco} ↔ {neighbor} Established"),
+            || match router.session_state(ip(neighbor)) {
+                Ok(SessionState::Established) => Ok(()),
+                Ok(state) => Err(NotYet::Pending(format!("{state:?}"))),
+                Err(error) => Err(NotYet::Pending(error.to_string())),
+            },
+        )
+        .expect("session up");
     }
+}
 
-    // Each telco sees both nodes' path; its paired node's has no prepends.
+/// Waits until each telco sees the anycast prefixes from both nodes, its
+/// paired node's path with no prepends and the other's with the planned
+/// count (telco-a: 2, telco-b: 3).
+fn wait_anycast_with_prepends(lab: &Lab) {
     for (telco, family, prefix, paired, other, other_prepends) in [
         (
             "telco-a",
@@ -128,5 +114,185 @@ fn telcos_get_the_anycast_prefixes_and_a_flowspec_rule_from_the_stand_in() {
             },
         )
         .expect("anycast prefix with the planned prepends");
+    }
+}
+
+/// Has node-1's stand-in originate a discard rule for TCP/443 to
+/// 192.0.2.10 and a 1000 B/s rate limit for UDP/443 to 2001:db8:100::10.
+fn originate_flow_rules(lab: &Lab) {
+    let stand_in = lab.router("node-1").expect("stand-in");
+    stand_in
+        .cli(&[
+            "global",
+            "rib",
+            "-a",
+            "ipv4-flowspec",
+            "add",
+            "match",
+            "destination",
+            "192.0.2.10/32",
+            "protocol",
+            "tcp",
+            "destination-port",
+            "==443",
+            "then",
+            "discard",
+        ])
+        .expect("v4 rule");
+    stand_in
+        .cli(&[
+            "global",
+            "rib",
+            "-a",
+            "ipv6-flowspec",
+            "add",
+            "match",
+            "destination",
+            "2001:db8:100::10/128",
+            "protocol",
+            "udp",
+            "destination-port",
+            "==443",
+            "then",
+            "rate-limit",
+            "1000",
+        ])
+        .expect("v6 rule");
+}
+
+/// Waits until `router` holds the rule from node-1.
+fn wait_flow(router: &Router, family: Family, expected: &FlowRoute) -> FlowRoute {
+    wait::until(
+        ROUTE_DEADLINE,
+        &format!("{}: {:?} rule from node-1", router.node, family),
+        || {
+            let routes = router
+                .flow_routes(family)
+                .map_err(|e| NotYet::Pending(e.to_string()))?;
+            routes
+                .iter()
+                .find(|r| {
+                    r.destination == expected.destination
+                        && r.protocol == expected.protocol
+                        && r.destination_port == expected.destination_port
+                        && r.rate_bytes == expected.rate_bytes
+                        && r.from.is_none_or(|from| {
+                            from == ip("198.51.100.11") || from == ip("2001:db8:ff::11")
+                        })
+                })
+                .cloned()
+                .ok_or_else(|| NotYet::Pending(format!("{routes:?}")))
+        },
+    )
+    .expect("flow rule arrives")
+}
+
+fn discard_tcp_443() -> FlowRoute {
+    FlowRoute {
+        destination: Some("192.0.2.10/32".parse().expect("prefix")),
+        protocol: Some(6),
+        destination_port: Some(443),
+        rate_bytes: Some(0.0),
+        ..FlowRoute::default()
+    }
+}
+
+fn limit_udp_443_v6() -> FlowRoute {
+    FlowRoute {
+        destination: Some("2001:db8:100::10/128".parse().expect("prefix")),
+        protocol: Some(17),
+        destination_port: Some(443),
+        rate_bytes: Some(1000.0),
+        ..FlowRoute::default()
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("address")
+}
+
+#[test]
+fn telcos_get_the_anycast_prefixes_and_a_flowspec_rule_from_the_stand_in() {
+    let lab = lab();
+    wait_established(&lab, "telco-a");
+    wait_established(&lab, "telco-b");
+    wait_anycast_with_prepends(&lab);
+
+    originate_flow_rules(&lab);
+    // BIRD (telco-a) takes Flowspec for both families.
+    let bird = lab.router("telco-a").expect("router");
+    wait_flow(bird, Family::Ipv4, &discard_tcp_443());
+    wait_flow(bird, Family::Ipv6, &limit_udp_443_v6());
+    // FRR (telco-b) takes IPv4 Flowspec only: its policy file says
+    // flowspec_v6 = false, so the session does not carry it.
+    let frr = lab.router("telco-b").expect("router");
+    wait_flow(frr, Family::Ipv4, &discard_tcp_443());
+    assert_eq!(
+        frr.flow_routes(Family::Ipv6).expect("query"),
+        [],
+        "telco-b refuses IPv6 Flowspec"
+    );
+}
+
+#[test]
+fn a_gobgp_telco_gets_the_same() {
+    let mut topology = topology();
+    for node in &mut topology.nodes {
+        if let Role::Telco { software, telco } = &mut node.role {
+            if telco == "telco-b" {
+                *software = RouterSoftware::Gobgp;
+            }
+        }
+    }
+    let lab = Lab::start(topology).expect("lab starts");
+    wait_established(&lab, "telco-b");
+    wait_anycast_with_prepends(&lab);
+    originate_flow_rules(&lab);
+    let gobgp = lab.router("telco-b").expect("router");
+    wait_flow(gobgp, Family::Ipv4, &discard_tcp_443());
+}
+
+#[test]
+fn origins_are_out_of_reach_of_clients_and_the_attacker() {
+    let lab = lab();
+    let ping =
+        |from: &str, to: &str| lab.exec(from, "ping", &["-n", "-q", "-c", "1", "-W", "1", to]);
+    // Reachable: polled, since the first neighbour solicitation of a
+    // fresh lab may go unanswered and is only retried a second later.
+    let wait_reachable = |from: &str, to: &str| {
+        wait::until(ROUTE_DEADLINE, &format!("{from} to reach {to}"), || {
+            ping(from, to)
+                .map(drop)
+                .map_err(|error| NotYet::Pending(error.to_string()))
+        })
+        .expect("reachable");
+    };
+    for origin in [
+        "203.0.113.65",
+        "203.0.113.66",
+        "2001:db8:201::65",
+        "2001:db8:201::66",
+    ] {
+        // The control: the ixgate nodes reach the origins over transit.
+        wait_reachable("node-1", origin);
+        wait_reachable("node-2", origin);
+    }
+    // The outsiders reach their telco, so a failure below is the missing
+    // route, not a lab that is not ready.
+    wait_reachable("client-a", "198.51.100.65");
+    wait_reachable("attacker", "198.51.100.81");
+    wait_reachable("client-b", "198.51.100.97");
+    for origin in [
+        "203.0.113.65",
+        "203.0.113.66",
+        "2001:db8:201::65",
+        "2001:db8:201::66",
+    ] {
+        for outsider in ["client-a", "client-b", "attacker"] {
+            assert!(
+                ping(outsider, origin).is_err(),
+                "{outsider} reached origin {origin}"
+            );
+        }
     }
 }

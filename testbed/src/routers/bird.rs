@@ -156,11 +156,15 @@ fn blocks(text: &str) -> Vec<Block<'_>> {
             .unwrap_or_default()
             .to_owned();
         if !line.starts_with(' ') {
-            // Drop the route type word after the network.
-            network = head
-                .rsplit_once(char::is_whitespace)
-                .map_or(head, |(network, _kind)| network.trim())
-                .to_owned();
+            // Unicast routes name their type after the network; flow
+            // routes do not.
+            network = match head.rsplit_once(char::is_whitespace) {
+                Some((network, "unicast" | "blackhole" | "unreachable" | "prohibit")) => {
+                    network.trim()
+                }
+                _ => head,
+            }
+            .to_owned();
         }
         blocks.push(Block {
             network: network.clone(),
@@ -336,7 +340,7 @@ mod tests {
     #[test]
     fn parses_flow_routes() {
         let text = "Table flowtab4:
-flow4 { dst 192.0.2.10/32; proto 6; dport 443; }  unicast [node_1_v4 18:20:01.123] * (100) [AS65000i]
+flow4 { dst 192.0.2.10/32; proto 6; dport 443; }  [node_1_v4 18:18:59.043 from 198.51.100.11] * (100) [AS65000?]
 \tType: BGP univ
 \tBGP.ext_community: (generic, 0x80060000, 0x0)
 ";
@@ -350,6 +354,16 @@ flow4 { dst 192.0.2.10/32; proto 6; dport 443; }  unicast [node_1_v4 18:20:01.12
         assert_eq!(routes[0].protocol, Some(6));
         assert_eq!(routes[0].destination_port, Some(443));
         assert_eq!(routes[0].rate_bytes, Some(0.0));
+        assert_eq!(routes[0].from, Some("198.51.100.11".parse().unwrap()));
+    }
+
+    #[test]
+    fn traffic_rate_is_an_ieee_float() {
+        assert_eq!(
+            traffic_rate("(generic, 0x80060000, 0x447a0000)"),
+            Some(1000.0)
+        );
+        assert_eq!(traffic_rate("(generic, 0x80090000, 0xa)"), None);
     }
 
     #[test]

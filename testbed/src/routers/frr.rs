@@ -244,7 +244,118 @@ fn community(text: &str) -> Option<ixgate_policy::types::Community> {
     }
 }
 
-pub fn flow_routes(text: &str) -> Result<Vec<FlowRoute>, String> {
-    let _ = json(text)?;
-    Err(format!("flow routes from FRR are not parsed yet: {text}"))
+/// The match components FRR prints, as the key that ties a rule of the
+/// detail list to its path in the summary.
+fn flow_key(object: &Value) -> String {
+    [
+        "to", "from", "proto", "dstp", "srcp", "port", "len", "tcp", "icmp", "dscp", "fragment",
+    ]
+    .iter()
+    .filter_map(|key| object[key].as_str().map(|value| format!("{key} {value};")))
+    .collect()
+}
+
+/// `"= 6 "` → 6: only equality matches are normalised.
+fn equal<T: std::str::FromStr>(value: &Value) -> Option<T> {
+    value
+        .as_str()?
+        .trim()
+        .strip_prefix('=')?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// From `show bgp … flowspec detail json` (a flat list: the rule's
+/// components, then `ecomlist` with its actions, then `time`) and
+/// `show bgp … flowspec json` (which names the peer of each path).
+pub fn flow_routes(summary: &str, detail: &str) -> Result<Vec<FlowRoute>, String> {
+    let mut peers = std::collections::BTreeMap::new();
+    if !summary.trim().is_empty() {
+        for paths in json(summary)?["routes"]
+            .as_object()
+            .into_iter()
+            .flat_map(|routes| routes.values())
+        {
+            for path in paths.as_array().into_iter().flatten() {
+                if let Some(peer) = path["peerId"]
+                    .as_str()
+                    .and_then(|p| p.parse::<IpAddr>().ok())
+                {
+                    peers.insert(flow_key(path), peer);
+                }
+            }
+        }
+    }
+    // FRR prints nothing at all for a family it does not carry.
+    if detail.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut routes: Vec<FlowRoute> = Vec::new();
+    for object in json(detail)?.as_array().into_iter().flatten() {
+        if let Some(actions) = object["ecomlist"].as_str() {
+            if let Some(route) = routes.last_mut() {
+                route.rate_bytes = actions
+                    .split("FS:rate")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|rate| rate.parse().ok());
+            }
+            continue;
+        }
+        let key = flow_key(object);
+        if key.is_empty() {
+            continue;
+        }
+        routes.push(FlowRoute {
+            from: peers.get(&key).copied(),
+            destination: object["to"].as_str().and_then(|p| p.parse().ok()),
+            source: object["from"].as_str().and_then(|p| p.parse().ok()),
+            protocol: equal(&object["proto"]),
+            destination_port: equal(&object["dstp"]),
+            rate_bytes: None,
+            text: key,
+        });
+    }
+    Ok(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_routes_from_detail_and_summary() {
+        let detail = r#"[{"to":"192.0.2.10/32","proto":"= 6 ","dstp":"= 443 "},{"ecomlist":"FS:rate 0.000000"},{"time":"00:00:03"}]"#;
+        let summary = r#"{"routes": { "to 192.0.2.10/32 proto = 6  dstp = 443 /13": [{"valid":true,"to":"192.0.2.10/32","proto":"= 6 ","dstp":"= 443 ","peerId":"198.51.100.11"}]}}"#;
+        let routes = flow_routes(summary, detail).unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(
+            routes[0].destination,
+            Some("192.0.2.10/32".parse().unwrap())
+        );
+        assert_eq!(routes[0].protocol, Some(6));
+        assert_eq!(routes[0].destination_port, Some(443));
+        assert_eq!(routes[0].rate_bytes, Some(0.0));
+        assert_eq!(routes[0].from, Some("198.51.100.11".parse().unwrap()));
+        assert_eq!(flow_routes("", "").unwrap(), []);
+    }
+
+    #[test]
+    fn unicast_paths_with_communities() {
+        let detail = r#"{"prefix":"192.0.2.0/24","paths":[{"aspath":{"string":"65000 65000"},"community":{"string":"65010:100 blackhole"},"largeCommunity":{"string":"65010:1:100"},"peer":{"peerId":"198.51.100.12"}}]}"#;
+        let routes = unicast_routes(detail).unwrap();
+        assert_eq!(routes[0].as_path, [65000, 65000]);
+        assert_eq!(
+            routes[0].communities,
+            [
+                "65010:100".parse().unwrap(),
+                ixgate_policy::types::Community::BLACKHOLE
+            ]
+        );
+        assert_eq!(
+            routes[0].large_communities,
+            ["65010:1:100".parse().unwrap()]
+        );
+    }
 }

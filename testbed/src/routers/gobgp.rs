@@ -208,14 +208,170 @@ pub fn session_state(text: &str, neighbor: IpAddr) -> Result<SessionState, Strin
     state.ok_or_else(|| format!("unknown session state {}", peer["state"]))
 }
 
+/// Path attribute type codes (IANA BGP Path Attributes registry).
+const AS_PATH: u64 = 2;
+const COMMUNITIES: u64 = 8;
+const EXTENDED_COMMUNITIES: u64 = 16;
+const LARGE_COMMUNITY: u64 = 32;
+
+/// The neighbour a path of `gobgp global rib -j` was learned from; none for
+/// a locally originated path.
+fn learned_from(path: &Value) -> Option<IpAddr> {
+    path["neighbor-ip"]
+        .as_str()
+        .or_else(|| path["neighbor_ip"].as_str())
+        .and_then(|ip| ip.parse::<IpAddr>().ok())
+        .filter(|ip| !ip.is_unspecified())
+}
+
+/// Every path of `gobgp global rib -j`: `{ "<nlri>": [path, …] }`.
+fn paths(text: &str) -> Result<Vec<(String, Value)>, String> {
+    let table = json(text)?;
+    let mut paths = Vec::new();
+    for (nlri, list) in table.as_object().into_iter().flatten() {
+        for path in list.as_array().into_iter().flatten() {
+            paths.push((nlri.clone(), path.clone()));
+        }
+    }
+    Ok(paths)
+}
+
+fn attribute(path: &Value, code: u64) -> Option<&Value> {
+    path["attrs"]
+        .as_array()?
+        .iter()
+        .find(|attr| attr["type"].as_u64() == Some(code))
+}
+
+fn numbers(value: &Value) -> impl Iterator<Item = u64> + '_ {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+}
+
 pub fn unicast_routes(text: &str) -> Result<Vec<UnicastRoute>, String> {
-    let _ = json(text)?;
-    Err(format!(
-        "unicast routes from GoBGP are not parsed yet: {text}"
-    ))
+    let mut routes = Vec::new();
+    for (_, path) in paths(text)? {
+        let Some(from) = learned_from(&path) else {
+            continue;
+        };
+        let Some(prefix) = path["nlri"]["prefix"].as_str().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let as_path = attribute(&path, AS_PATH)
+            .and_then(|attr| attr["as_paths"].as_array())
+            .into_iter()
+            .flatten()
+            .flat_map(|segment| numbers(&segment["asns"]))
+            .filter_map(|asn| u32::try_from(asn).ok())
+            .collect();
+        let communities = attribute(&path, COMMUNITIES)
+            .into_iter()
+            .flat_map(|attr| numbers(&attr["communities"]).collect::<Vec<_>>())
+            .filter_map(|value| {
+                let value = u32::try_from(value).ok()?;
+                format!("{}:{}", value >> 16, value & 0xffff).parse().ok()
+            })
+            .collect();
+        let large_communities = attribute(&path, LARGE_COMMUNITY)
+            .and_then(|attr| attr["value"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let part = |keys: [&str; 2]| keys.iter().find_map(|key| c[*key].as_u64());
+                let global = part(["ASN", "global_admin"])?;
+                let local1 = part(["LocalData1", "local_data1"])?;
+                let local2 = part(["LocalData2", "local_data2"])?;
+                format!("{global}:{local1}:{local2}").parse().ok()
+            })
+            .collect();
+        routes.push(UnicastRoute {
+            prefix,
+            from,
+            as_path,
+            communities,
+            large_communities,
+        });
+    }
+    Ok(routes)
+}
+
+/// Flowspec component types (RFC 8955 §4.2.2).
+const DESTINATION_PREFIX: u64 = 1;
+const SOURCE_PREFIX: u64 = 2;
+const IP_PROTOCOL: u64 = 3;
+const DESTINATION_PORT: u64 = 5;
+
+/// The value of a numeric component that is one equality match: the
+/// operator byte has its end-of-list bit and, of `<`, `>` and `=`, only
+/// `=` (RFC 8955 §4.2.1.1).
+fn single_equal(items: &Value) -> Option<u64> {
+    match items.as_array()?.as_slice() {
+        [item] if item["op"].as_u64()? & 0x87 == 0x81 => item["value"].as_u64(),
+        _ => None,
+    }
 }
 
 pub fn flow_routes(text: &str) -> Result<Vec<FlowRoute>, String> {
-    let _ = json(text)?;
-    Err(format!("flow routes from GoBGP are not parsed yet: {text}"))
+    let mut routes = Vec::new();
+    for (rule, path) in paths(text)? {
+        let mut route = FlowRoute {
+            from: learned_from(&path),
+            text: rule,
+            ..FlowRoute::default()
+        };
+        for component in path["nlri"]["value"].as_array().into_iter().flatten() {
+            let value = &component["value"];
+            let prefix = || value["prefix"].as_str().and_then(|p| p.parse().ok());
+            match component["type"].as_u64() {
+                Some(DESTINATION_PREFIX) => route.destination = prefix(),
+                Some(SOURCE_PREFIX) => route.source = prefix(),
+                Some(IP_PROTOCOL) => {
+                    route.protocol = single_equal(value).and_then(|v| u8::try_from(v).ok());
+                }
+                Some(DESTINATION_PORT) => {
+                    route.destination_port =
+                        single_equal(value).and_then(|v| u16::try_from(v).ok());
+                }
+                _ => {}
+            }
+        }
+        // RFC 8955 §7.3 traffic-rate-bytes: type 0x80, subtype 0x06.
+        route.rate_bytes = attribute(&path, EXTENDED_COMMUNITIES)
+            .and_then(|attr| attr["value"].as_array())
+            .into_iter()
+            .flatten()
+            .find(|ec| ec["type"].as_u64() == Some(0x80) && ec["subtype"].as_u64() == Some(0x06))
+            .and_then(|ec| ec["rate"].as_f64())
+            .map(|rate| rate as f32);
+        routes.push(route);
+    }
+    Ok(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_rule_as_gobgp_prints_it() {
+        let text = r#"{"[destination: 192.0.2.10/32][protocol: ==tcp][destination-port: ==443]":[{"nlri":{"value":[{"type":1,"value":{"prefix":"192.0.2.10/32"}},{"type":3,"value":[{"op":129,"value":6}]},{"type":5,"value":[{"op":145,"value":443}]}]},"best":true,"attrs":[{"type":1,"value":2},{"type":16,"value":[{"type":128,"subtype":6,"as":0,"rate":0}]}],"stale":false}]}"#;
+        let routes = flow_routes(text).unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(
+            routes[0].destination,
+            Some("192.0.2.10/32".parse().unwrap())
+        );
+        assert_eq!(routes[0].protocol, Some(6));
+        assert_eq!(routes[0].destination_port, Some(443));
+        assert_eq!(routes[0].rate_bytes, Some(0.0));
+    }
+
+    #[test]
+    fn locally_originated_paths_are_not_learned() {
+        let text = r#"{"192.0.2.0/24":[{"nlri":{"prefix":"192.0.2.0/24"},"best":true,"attrs":[{"type":1,"value":0},{"type":3,"nexthop":"0.0.0.0"}]}]}"#;
+        assert_eq!(unicast_routes(text).unwrap(), []);
+    }
 }

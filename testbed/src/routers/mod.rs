@@ -230,10 +230,13 @@ impl Router {
                     &self.sessions,
                 )
             }
-            RouterSoftware::Frr => frr::flow_routes(&self.cli(&[&format!(
-                "show bgp {} flowspec detail json",
-                frr::afi(family)
-            )])?),
+            RouterSoftware::Frr => {
+                let afi = frr::afi(family);
+                frr::flow_routes(
+                    &self.cli(&[&format!("show bgp {afi} flowspec json")])?,
+                    &self.cli(&[&format!("show bgp {afi} flowspec detail json")])?,
+                )
+            }
             RouterSoftware::Gobgp => gobgp::flow_routes(&self.cli(&[
                 "global",
                 "rib",
