@@ -6,6 +6,7 @@
 //! telco policy files ([`routers`]) and writes the test PKI ([`pki`]).
 //! Tests drive the lab through [`Lab`] and wait with [`wait::until`].
 
+pub mod flood;
 mod lab;
 mod net;
 mod peering;
@@ -55,6 +56,8 @@ pub enum LabError {
     Config { dir: PathBuf, message: String },
     #[error("the lab has no node {0}")]
     NoSuchNode(String),
+    #[error("{0} is not an attacker node; floods come from attacker nodes only")]
+    NotAnAttacker(String),
     #[error(transparent)]
     Pki(#[from] pki::PkiError),
 }

@@ -296,3 +296,70 @@ fn origins_are_out_of_reach_of_clients_and_the_attacker() {
         }
     }
 }
+
+#[test]
+fn floods_are_bounded_counted_and_delivered() {
+    use ixgate_testbed::flood::{Flood, FloodKind, FloodRate, Sources};
+    let lab = lab();
+    wait_established(&lab, "telco-a");
+    wait_anycast_with_prepends(&lab);
+    let target = "192.0.2.10".parse().expect("address");
+    let received = || {
+        lab.exec("node-1", "ip", &["-j", "-s", "link", "show", "dev", "ixp0"])
+            .map(|output| {
+                let link: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+                link[0]["stats64"]["rx"]["packets"]
+                    .as_u64()
+                    .expect("counter")
+            })
+    };
+
+    // Bounded by count: exactly that many leave, and telco-a forwards them
+    // to node-1 (its paired node), which it only does for well-formed
+    // packets.
+    for kind in [
+        FloodKind::Syn { port: 443 },
+        FloodKind::Udp {
+            port: 443,
+            payload: 64,
+        },
+        FloodKind::Icmp { payload: 32 },
+    ] {
+        let before = received().expect("counter");
+        let flood = Flood::new(kind, target, 2000, Duration::from_secs(20))
+            .rate(FloodRate::PacketsPerSecond(20_000));
+        let report = lab.flood("attacker", &flood).expect("flood runs");
+        // A stray neighbour-discovery packet may leave during the flood.
+        assert!(
+            (2000..=2005).contains(&report.packets_sent),
+            "{kind:?}: {report:?}"
+        );
+        let arrived = wait::until(ROUTE_DEADLINE, "the flood to reach node-1", || {
+            let delta = received().map_err(|e| NotYet::Failed(e.to_string()))? - before;
+            if delta >= 1980 {
+                Ok(delta)
+            } else {
+                Err(NotYet::Pending(format!("{delta} packets")))
+            }
+        })
+        .expect("flood delivered");
+        assert!(arrived <= 2010, "{kind:?}: {arrived} arrived for 2000 sent");
+    }
+
+    // Bounded by time: flat out with an unreachable count stops at 1 s.
+    let flood = Flood::new(
+        FloodKind::Syn { port: 443 },
+        target,
+        u64::MAX / 2,
+        Duration::from_secs(1),
+    )
+    .sources(Sources::Fixed(vec![
+        "198.51.100.82".parse().expect("address"),
+    ]));
+    let report = lab.flood("attacker", &flood).expect("flood runs");
+    assert!(report.packets_sent > 1000, "{report:?}");
+    assert!(report.elapsed < Duration::from_secs(4), "{report:?}");
+
+    // Only attacker nodes flood.
+    assert!(lab.flood("client-a", &flood).is_err());
+}
