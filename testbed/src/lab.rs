@@ -6,12 +6,77 @@ use std::process::{Child, Command, Output};
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::{ClientOutcome, ClientRequest};
 use crate::flood::{Flood, FloodReport, parse_mac};
+use crate::origin::OriginRequest;
 use crate::routers::Router;
 use crate::sandbox::{Sandbox, SandboxHandle, runs_root, unique_run_name};
 use crate::topology::{IxgateRuns, Role, RouterSoftware, Topology};
 use crate::wait::{self, NotYet};
 use crate::{LabError, net, peering, pki};
+
+/// Where an origin logs its requests, in its node's run directory.
+const ORIGIN_LOG: &str = "requests.jsonl";
+
+/// How long an origin server may take to bind its listeners.
+const ORIGIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The `ixgate-testbed` binary, which runs the lab's origins: named by
+/// `IXGATE_TESTBED_BIN`, or found beside the running program (or one
+/// directory up, where cargo puts binaries next to test programs' `deps/`).
+fn testbed_binary() -> Result<PathBuf, LabError> {
+    if let Some(path) = std::env::var_os("IXGATE_TESTBED_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().map_err(|source| LabError::Io {
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let here = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    [here.join("ixgate-testbed"), here.join("../ixgate-testbed")]
+        .into_iter()
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| LabError::Spawn {
+            what: "the lab's origin (ixgate-testbed)".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "no ixgate-testbed beside {}; set IXGATE_TESTBED_BIN",
+                    exe.display()
+                ),
+            ),
+        })
+}
+
+fn log_file(path: &Path) -> Result<std::fs::File, LabError> {
+    std::fs::File::create(path).map_err(|source| LabError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Copies an ixgate configuration (a site directory) without its `pki`,
+/// which each lab makes afresh.
+fn copy_config(from: &Path, to: &Path) -> Result<(), LabError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| LabError::Io { path, source }
+    };
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        if entry.file_type().map_err(io(&source))?.is_dir() {
+            if from.join("pki") != source {
+                copy_config(&source, &target)?;
+            }
+        } else {
+            std::fs::copy(&source, &target).map_err(io(&source))?;
+        }
+    }
+    Ok(())
+}
 
 /// How long an attacker may take to resolve its gateway's MAC address.
 const NEIGHBOUR_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -77,11 +142,16 @@ impl Lab {
             keep_run_dir: true,
         };
         lab.write_state()?;
+        // The lab runs a copy of the configuration with a PKI of its own.
+        let config = lab.run_dir.join("config");
+        copy_config(&lab.topology.config, &config)?;
+        lab.topology.config = config;
         pki::generate(&lab.pki_dir_created()?)?;
         let handle = lab.sandbox_handle();
         net::build(&handle, &lab.topology)?;
 
         let site = peering::load_site(&lab.topology)?;
+        lab.start_origins(&site)?;
         for node in &lab.topology.nodes {
             let (software, setup) = match &node.role {
                 Role::Telco { software, telco } => {
@@ -156,9 +226,144 @@ impl Lab {
         &self.run_dir
     }
 
-    /// The lab's test PKI (see [`pki`]).
+    /// The lab's test PKI (see [`pki`]), in its copy of the configuration.
     pub fn pki_dir(&self) -> PathBuf {
-        self.run_dir.join("pki")
+        self.topology.config.join("pki")
+    }
+
+    /// Starts the origin server of every origin node, on each of the node's
+    /// addresses, at the port of its service's origin URL.
+    fn start_origins(
+        &mut self,
+        site: &BTreeMap<String, ixgate_policy::Config>,
+    ) -> Result<(), LabError> {
+        let binary = testbed_binary()?;
+        let origins: Vec<(String, String, Vec<std::net::IpAddr>)> = self
+            .topology
+            .nodes
+            .iter()
+            .filter_map(|node| match &node.role {
+                Role::Origin { service } => Some((
+                    node.name.clone(),
+                    service.clone(),
+                    node.interfaces
+                        .iter()
+                        .flat_map(|i| i.addresses.iter().map(ipnet::IpNet::addr))
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .collect();
+        for (node, service, addresses) in origins {
+            let port = site
+                .values()
+                .flat_map(|config| &config.node.services)
+                .find(|s| s.name.as_str() == service)
+                .and_then(|s| s.origins.first())
+                .map(|url| url.port)
+                .ok_or_else(|| LabError::Config {
+                    dir: self.topology.config.clone(),
+                    message: format!("origin node {node}: no service {service} with an origin URL"),
+                })?;
+            let dir = self.run_dir.join(&node);
+            std::fs::create_dir_all(&dir).map_err(|source| LabError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let pki = self.pki_dir();
+            let ready = dir.join("ready");
+            let mut args = vec![
+                "origin".to_owned(),
+                "--name".to_owned(),
+                service.clone(),
+                "--cert".to_owned(),
+                pki.join(format!("{service}-origin.pem"))
+                    .to_string_lossy()
+                    .into_owned(),
+                "--key".to_owned(),
+                pki.join(format!("{service}-origin.key"))
+                    .to_string_lossy()
+                    .into_owned(),
+                "--client-ca".to_owned(),
+                pki.join(format!("{service}-app-ca.pem"))
+                    .to_string_lossy()
+                    .into_owned(),
+                "--log".to_owned(),
+                dir.join(ORIGIN_LOG).to_string_lossy().into_owned(),
+                "--ready".to_owned(),
+                ready.to_string_lossy().into_owned(),
+            ];
+            for address in addresses {
+                args.extend([
+                    "--listen".to_owned(),
+                    std::net::SocketAddr::new(address, port).to_string(),
+                ]);
+            }
+            let mut command = self
+                .sandbox_handle()
+                .node_command(&node, &binary.to_string_lossy());
+            command
+                .args(&args)
+                .stdin(std::process::Stdio::null())
+                .stdout(log_file(&dir.join("origin.out"))?)
+                .stderr(log_file(&dir.join("origin.err"))?);
+            let child = command.spawn().map_err(|source| LabError::Spawn {
+                what: format!("the origin in {node}"),
+                source,
+            })?;
+            self.daemons.push(child);
+            wait::until(
+                ORIGIN_DEADLINE,
+                &format!("the origin in {node} to listen"),
+                || {
+                    if ready.exists() {
+                        Ok(())
+                    } else {
+                        let errors =
+                            std::fs::read_to_string(dir.join("origin.err")).unwrap_or_default();
+                        if errors.is_empty() {
+                            Err(NotYet::Pending("not ready".into()))
+                        } else {
+                            Err(NotYet::Failed(errors))
+                        }
+                    }
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every request the origin in `node` has received, oldest first.
+    pub fn origin_requests(&self, node: &str) -> Result<Vec<OriginRequest>, LabError> {
+        self.check_node(node)?;
+        let path = self.run_dir.join(node).join(ORIGIN_LOG);
+        let text = std::fs::read_to_string(&path).map_err(|source| LabError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        text.lines()
+            .map(|line| {
+                serde_json::from_str(line).map_err(|error| LabError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(error),
+                })
+            })
+            .collect()
+    }
+
+    /// Makes `request` from `node` with curl.
+    pub fn request(&self, node: &str, request: &ClientRequest) -> Result<ClientOutcome, LabError> {
+        let mut curl = self.command(node, "curl")?;
+        curl.args(request.curl_args());
+        let output = curl.output().map_err(|source| LabError::Spawn {
+            what: "curl".into(),
+            source,
+        })?;
+        Ok(crate::client::outcome(
+            output.status.code(),
+            &String::from_utf8_lossy(&output.stdout),
+            &String::from_utf8_lossy(&output.stderr),
+        ))
     }
 
     fn check_node(&self, node: &str) -> Result<(), LabError> {

@@ -6,9 +6,11 @@
 //! telco policy files ([`routers`]) and writes the test PKI ([`pki`]).
 //! Tests drive the lab through [`Lab`] and wait with [`wait::until`].
 
+pub mod client;
 pub mod flood;
 mod lab;
 mod net;
+pub mod origin;
 mod peering;
 pub mod pki;
 pub mod routers;

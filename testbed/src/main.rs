@@ -41,6 +41,24 @@ enum Command {
     },
     /// List the labs on this host.
     Status,
+    /// Serve as a bank's origin (run by labs inside origin nodes): HTTPS
+    /// on every --listen address, each request logged as a JSON line.
+    Origin {
+        #[arg(long)]
+        name: String,
+        #[arg(long, required = true)]
+        listen: Vec<std::net::SocketAddr>,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        client_ca: Option<PathBuf>,
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        ready: PathBuf,
+    },
     /// Write the test PKI (CAs, good and bad clients, CRLs, server and
     /// origin certificates, ticket keys) into DIR.
     Pki { dir: PathBuf },
@@ -52,6 +70,26 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Down { lab } => down(lab.as_deref()),
         Command::Exec { lab, node, command } => exec(lab.as_deref(), &node, &command),
         Command::Status => status(),
+        Command::Origin {
+            name,
+            listen,
+            cert,
+            key,
+            client_ca,
+            log,
+            ready,
+        } => {
+            ixgate_testbed::origin::run(&ixgate_testbed::origin::OriginConfig {
+                name,
+                listen,
+                certificate: cert,
+                private_key: key,
+                client_ca,
+                log,
+                ready,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Pki { dir } => {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;

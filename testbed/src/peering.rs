@@ -27,7 +27,7 @@ pub fn load_site(topology: &Topology) -> Result<BTreeMap<String, Config>, LabErr
                         .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join("\n"),
-                    other => other.to_string(),
+                    error @ ixgate_policy::LoadError::Unreadable { .. } => error.to_string(),
                 },
                 dir,
             })?;

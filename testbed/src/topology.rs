@@ -189,6 +189,9 @@ pub struct Interface {
     pub addresses: Vec<IpNet>,
 }
 
+/// One end of a point-to-point link: (node, interface).
+pub type LinkEnd<'a> = (&'a str, &'a str);
+
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
     #[error("cannot read {path}: {source}")]
@@ -281,8 +284,8 @@ impl Topology {
         }
     }
 
-    /// Point-to-point links, each once, as ((node, interface), (node, interface)).
-    pub fn links(&self) -> Vec<((&str, &str), (&str, &str))> {
+    /// Point-to-point links, each once, as pairs of ends.
+    pub fn links(&self) -> Vec<(LinkEnd<'_>, LinkEnd<'_>)> {
         let mut links = Vec::new();
         for node in &self.nodes {
             for interface in &node.interfaces {

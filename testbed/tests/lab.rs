@@ -16,7 +16,7 @@ use ixgate_testbed::wait::{self, NotYet};
 
 /// Sessions come up within a few seconds (connect retry is 1 s); the
 /// deadline is generous for a loaded CI machine.
-const SESSION_DEADLINE: Duration = Duration::from_secs(60);
+const SESSION_DEADLINE: Duration = Duration::from_mins(1);
 const ROUTE_DEADLINE: Duration = Duration::from_secs(30);
 
 fn topology() -> Topology {
@@ -94,11 +94,11 @@ fn wait_anycast_with_prepends(lab: &Lab) {
             ROUTE_DEADLINE,
             &format!("{telco}: {prefix} from both nodes"),
             || {
-                let routes = router
+                let table = router
                     .unicast_routes(family)
                     .map_err(|e| NotYet::Pending(e.to_string()))?;
                 let path_from = |node: &str| {
-                    routes
+                    table
                         .iter()
                         .find(|r| r.prefix.to_string() == prefix && r.from == ip(node))
                         .map(|r| r.as_path.clone())
@@ -109,7 +109,7 @@ fn wait_anycast_with_prepends(lab: &Lab) {
                     {
                         Ok(())
                     }
-                    seen => Err(NotYet::Pending(format!("{seen:?} in {routes:?}"))),
+                    seen => Err(NotYet::Pending(format!("{seen:?} in {table:?}"))),
                 }
             },
         )
@@ -117,8 +117,9 @@ fn wait_anycast_with_prepends(lab: &Lab) {
     }
 }
 
-/// Has node-1's stand-in originate a discard rule for TCP/443 to
-/// 192.0.2.10 and a 1000 B/s rate limit for UDP/443 to 2001:db8:100::10.
+/// Has node-1's stand-in originate a discard rule for TCP port 443 to
+/// `192.0.2.10` and a 1000 bytes/s limit for UDP port 443 to
+/// `2001:db8:100::10`.
 fn originate_flow_rules(lab: &Lab) {
     let stand_in = lab.router("node-1").expect("stand-in");
     stand_in
@@ -166,10 +167,10 @@ fn wait_flow(router: &Router, family: Family, expected: &FlowRoute) -> FlowRoute
         ROUTE_DEADLINE,
         &format!("{}: {:?} rule from node-1", router.node, family),
         || {
-            let routes = router
+            let table = router
                 .flow_routes(family)
                 .map_err(|e| NotYet::Pending(e.to_string()))?;
-            routes
+            table
                 .iter()
                 .find(|r| {
                     r.destination == expected.destination
@@ -181,7 +182,7 @@ fn wait_flow(router: &Router, family: Family, expected: &FlowRoute) -> FlowRoute
                         })
                 })
                 .cloned()
-                .ok_or_else(|| NotYet::Pending(format!("{routes:?}")))
+                .ok_or_else(|| NotYet::Pending(format!("{table:?}")))
         },
     )
     .expect("flow rule arrives")
@@ -238,10 +239,10 @@ fn telcos_get_the_anycast_prefixes_and_a_flowspec_rule_from_the_stand_in() {
 fn a_gobgp_telco_gets_the_same() {
     let mut topology = topology();
     for node in &mut topology.nodes {
-        if let Role::Telco { software, telco } = &mut node.role {
-            if telco == "telco-b" {
-                *software = RouterSoftware::Gobgp;
-            }
+        if let Role::Telco { software, telco } = &mut node.role
+            && telco == "telco-b"
+        {
+            *software = RouterSoftware::Gobgp;
         }
     }
     let lab = Lab::start(topology).expect("lab starts");
@@ -362,4 +363,88 @@ fn floods_are_bounded_counted_and_delivered() {
 
     // Only attacker nodes flood.
     assert!(lab.flood("client-a", &flood).is_err());
+}
+
+#[test]
+fn the_origin_logs_every_request_and_sees_the_clients_certificate() {
+    use ixgate_testbed::client::{ClientOutcome, ClientRequest, HttpVersion};
+    let lab = lab();
+    let pki = lab.pki_dir();
+    let to_origin_a = |address: &str| {
+        ClientRequest::new(
+            "origin.bank-a.example",
+            8443,
+            ip(address),
+            pki.join("origin-ca.pem"),
+        )
+    };
+
+    // Over transit from node-1: IPv4, HTTP/1.1, a header of our own.
+    let first = to_origin_a("203.0.113.65")
+        .path("/hello?x=1")
+        .header("X-Test", "one");
+    let body = wait::until(ROUTE_DEADLINE, "origin-a to answer node-1", || {
+        match lab.request("node-1", &first) {
+            Ok(ClientOutcome::Response { status: 200, body }) => Ok(body),
+            other => Err(NotYet::Pending(format!("{other:?}"))),
+        }
+    })
+    .expect("origin answers");
+    assert!(body.contains(r#""origin":"bank-a""#), "{body}");
+
+    // IPv6, HTTP/2, presenting bank-a's good app certificate.
+    let second = to_origin_a("2001:db8:201::65")
+        .http(HttpVersion::Http2)
+        .certificate(
+            pki.join("bank-a-client-good.pem"),
+            pki.join("bank-a-client-good.key"),
+        );
+    assert!(matches!(
+        lab.request("node-2", &second),
+        Ok(ClientOutcome::Response { status: 200, .. })
+    ));
+
+    // A client that does not trust the origin's CA gets no answer, and the
+    // origin logs nothing for it.
+    let distrusting = ClientRequest::new(
+        "origin.bank-a.example",
+        8443,
+        ip("203.0.113.65"),
+        pki.join("server-ca.pem"),
+    );
+    match lab.request("node-1", &distrusting).expect("curl runs") {
+        ClientOutcome::Failed { curl_exit: 60, .. } => {}
+        other => panic!("expected a certificate verification failure, got {other:?}"),
+    }
+
+    let log = lab.origin_requests("origin-a").expect("origin log");
+    assert_eq!(log.len(), 2, "{log:#?}");
+    assert_eq!(log[0].path, "/hello?x=1");
+    assert_eq!(log[0].version, "HTTP/1.1");
+    assert_eq!(log[0].header("x-test"), Some("one"));
+    assert_eq!(log[0].sni.as_deref(), Some("origin.bank-a.example"));
+    assert_eq!(log[0].client_certificate, None);
+    assert_eq!(log[0].peer.ip(), ip("203.0.113.11"));
+    assert_eq!(log[1].version, "HTTP/2.0");
+    assert_eq!(log[1].peer.ip(), ip("2001:db8:200::12"));
+    let subject = log[1]
+        .client_certificate
+        .as_deref()
+        .expect("client certificate seen");
+    assert!(subject.contains("bank-a app good"), "{subject}");
+
+    // Each bank has its own origin.
+    let to_b = ClientRequest::new(
+        "origin.bank-b.example",
+        8443,
+        ip("203.0.113.66"),
+        pki.join("origin-ca.pem"),
+    );
+    match lab.request("node-1", &to_b).expect("curl runs") {
+        ClientOutcome::Response { status: 200, body } => {
+            assert!(body.contains(r#""origin":"bank-b""#));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lab.origin_requests("origin-a").expect("log").len(), 2);
 }

@@ -158,13 +158,11 @@ fn blocks(text: &str) -> Vec<Block<'_>> {
         if !line.starts_with(' ') {
             // Unicast routes name their type after the network; flow
             // routes do not.
-            network = match head.rsplit_once(char::is_whitespace) {
-                Some((network, "unicast" | "blackhole" | "unreachable" | "prohibit")) => {
-                    network.trim()
-                }
+            match head.rsplit_once(char::is_whitespace) {
+                Some((kept, "unicast" | "blackhole" | "unreachable" | "prohibit")) => kept.trim(),
                 _ => head,
             }
-            .to_owned();
+            .clone_into(&mut network);
         }
         blocks.push(Block {
             network: network.clone(),
@@ -198,10 +196,7 @@ fn large_communities(text: &str) -> Vec<LargeCommunity> {
         .collect()
 }
 
-pub fn unicast_routes(
-    text: &str,
-    sessions: &BTreeMap<IpAddr, String>,
-) -> Result<Vec<UnicastRoute>, String> {
+pub fn unicast_routes(text: &str, sessions: &BTreeMap<IpAddr, String>) -> Vec<UnicastRoute> {
     let mut routes = Vec::new();
     for block in blocks(text) {
         let Ok(prefix) = block.network.parse::<IpNet>() else {
@@ -232,15 +227,12 @@ pub fn unicast_routes(
         }
         routes.push(route);
     }
-    Ok(routes)
+    routes
 }
 
 /// `flow4 { dst 192.0.2.10/32; proto 6; dport 443; }` with
 /// `BGP.ext_community: (generic, 0x80060000, 0x0)`.
-pub fn flow_routes(
-    text: &str,
-    sessions: &BTreeMap<IpAddr, String>,
-) -> Result<Vec<FlowRoute>, String> {
+pub fn flow_routes(text: &str, sessions: &BTreeMap<IpAddr, String>) -> Vec<FlowRoute> {
     let mut routes = Vec::new();
     for block in blocks(text) {
         let Some(body) = block
@@ -273,7 +265,7 @@ pub fn flow_routes(
         }
         routes.push(route);
     }
-    Ok(routes)
+    routes
 }
 
 /// RFC 8955 §7.3 traffic-rate-bytes from `(generic, 0x8006AAAA, 0xRRRRRRRR)`:
@@ -321,7 +313,7 @@ mod tests {
             ("198.51.100.11".parse().unwrap(), "node_1_v4".to_owned()),
             ("198.51.100.12".parse().unwrap(), "node_2_v4".to_owned()),
         ]);
-        let routes = unicast_routes(ROUTES, &sessions).unwrap();
+        let routes = unicast_routes(ROUTES, &sessions);
         assert_eq!(routes.len(), 2);
         assert_eq!(routes[0].as_path, [65000]);
         assert_eq!(
@@ -345,7 +337,7 @@ flow4 { dst 192.0.2.10/32; proto 6; dport 443; }  [node_1_v4 18:18:59.043 from 1
 \tBGP.ext_community: (generic, 0x80060000, 0x0)
 ";
         let sessions = BTreeMap::from([("198.51.100.11".parse().unwrap(), "node_1_v4".to_owned())]);
-        let routes = flow_routes(text, &sessions).unwrap();
+        let routes = flow_routes(text, &sessions);
         assert_eq!(routes.len(), 1);
         assert_eq!(
             routes[0].destination,

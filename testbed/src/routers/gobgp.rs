@@ -345,7 +345,12 @@ pub fn flow_routes(text: &str) -> Result<Vec<FlowRoute>, String> {
             .flatten()
             .find(|ec| ec["type"].as_u64() == Some(0x80) && ec["subtype"].as_u64() == Some(0x06))
             .and_then(|ec| ec["rate"].as_f64())
-            .map(|rate| rate as f32);
+            // RFC 8955 §7.3 carries the rate as a 4-byte float.
+            .map(|rate| {
+                #[allow(clippy::cast_possible_truncation)]
+                let rate = rate as f32;
+                rate
+            });
         routes.push(route);
     }
     Ok(routes)

@@ -192,10 +192,10 @@ impl Router {
                     Family::Ipv4 => "master4",
                     Family::Ipv6 => "master6",
                 };
-                bird::unicast_routes(
+                Ok(bird::unicast_routes(
                     &self.cli(&["show", "route", "all", "table", table])?,
                     &self.sessions,
-                )
+                ))
             }
             RouterSoftware::Frr => {
                 let afi = frr::afi(family);
@@ -225,10 +225,10 @@ impl Router {
                     Family::Ipv4 => "flowtab4",
                     Family::Ipv6 => "flowtab6",
                 };
-                bird::flow_routes(
+                Ok(bird::flow_routes(
                     &self.cli(&["show", "route", "all", "table", table])?,
                     &self.sessions,
-                )
+                ))
             }
             RouterSoftware::Frr => {
                 let afi = frr::afi(family);

@@ -1,0 +1,223 @@
+//! A mobile client's HTTPS request, made with curl: a real TLS stack that
+//! sends a chosen client certificate and can be held to a TLS version
+//! (TLS 1.1 included, which rustls does not speak).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The TLS versions the client offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsVersions {
+    /// What curl offers by default (1.2 and 1.3).
+    #[default]
+    Default,
+    /// Exactly TLS 1.1: an outdated client.
+    Only11,
+    Only12,
+    Only13,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    #[default]
+    Http11,
+    Http2,
+}
+
+/// One request: `GET https://HOST:PORT/PATH`, HOST resolved to `address`.
+#[derive(Clone, Debug)]
+pub struct ClientRequest {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub address: IpAddr,
+    /// The CA that signs the server's certificate.
+    pub ca: PathBuf,
+    /// Client certificate and key (PEM), if the client presents one.
+    pub certificate: Option<(PathBuf, PathBuf)>,
+    pub tls: TlsVersions,
+    pub http: HttpVersion,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+impl ClientRequest {
+    pub fn new(host: &str, port: u16, address: IpAddr, ca: PathBuf) -> Self {
+        Self {
+            host: host.to_owned(),
+            port,
+            path: "/".to_owned(),
+            address,
+            ca,
+            certificate: None,
+            tls: TlsVersions::Default,
+            http: HttpVersion::Http11,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[must_use]
+    pub fn path(mut self, path: &str) -> Self {
+        path.clone_into(&mut self.path);
+        self
+    }
+
+    #[must_use]
+    pub fn certificate(mut self, certificate: PathBuf, key: PathBuf) -> Self {
+        self.certificate = Some((certificate, key));
+        self
+    }
+
+    #[must_use]
+    pub fn tls(mut self, tls: TlsVersions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    #[must_use]
+    pub fn http(mut self, http: HttpVersion) -> Self {
+        self.http = http;
+        self
+    }
+
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// curl's arguments. The status code is printed on a last line of its
+    /// own after the body.
+    pub fn curl_args(&self) -> Vec<String> {
+        let address = match self.address {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        let mut args = vec![
+            "--silent".to_owned(),
+            "--show-error".to_owned(),
+            "--max-time".to_owned(),
+            format!("{:.3}", self.timeout.as_secs_f64()),
+            "--cacert".to_owned(),
+            self.ca.to_string_lossy().into_owned(),
+            "--resolve".to_owned(),
+            format!("{}:{}:{address}", self.host, self.port),
+            "--write-out".to_owned(),
+            "\n%{http_code}".to_owned(),
+        ];
+        if let Some((certificate, key)) = &self.certificate {
+            args.extend([
+                "--cert".to_owned(),
+                certificate.to_string_lossy().into_owned(),
+            ]);
+            args.extend(["--key".to_owned(), key.to_string_lossy().into_owned()]);
+        }
+        match self.tls {
+            TlsVersions::Default => {}
+            // OpenSSL 3 refuses TLS 1.1 below security level 0.
+            TlsVersions::Only11 => args.extend(
+                [
+                    "--tlsv1.1",
+                    "--tls-max",
+                    "1.1",
+                    "--ciphers",
+                    "DEFAULT@SECLEVEL=0",
+                ]
+                .map(str::to_owned),
+            ),
+            TlsVersions::Only12 => {
+                args.extend(["--tlsv1.2", "--tls-max", "1.2"].map(str::to_owned));
+            }
+            TlsVersions::Only13 => {
+                args.extend(["--tlsv1.3", "--tls-max", "1.3"].map(str::to_owned));
+            }
+        }
+        args.push(match self.http {
+            HttpVersion::Http11 => "--http1.1".to_owned(),
+            HttpVersion::Http2 => "--http2".to_owned(),
+        });
+        for (name, value) in &self.headers {
+            args.extend(["--header".to_owned(), format!("{name}: {value}")]);
+        }
+        args.push(format!("https://{}:{}{}", self.host, self.port, self.path));
+        args
+    }
+}
+
+/// How a request ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientOutcome {
+    /// An HTTP response came back.
+    Response { status: u16, body: String },
+    /// No response: the connection or the TLS handshake failed, or the
+    /// server closed it. `curl_exit` is curl's reason code (35: TLS
+    /// handshake, 56: closed while receiving, 7: no connection, 28: time-out).
+    Failed { curl_exit: i32, message: String },
+}
+
+/// Reads curl's output.
+pub fn outcome(exit: Option<i32>, stdout: &str, stderr: &str) -> ClientOutcome {
+    match exit {
+        Some(0) => {
+            let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", stdout));
+            ClientOutcome::Response {
+                status: status.trim().parse().unwrap_or(0),
+                body: body.to_owned(),
+            }
+        }
+        code => ClientOutcome::Failed {
+            curl_exit: code.unwrap_or(-1),
+            message: stderr.trim().to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_of_an_mtls_request() {
+        let request = ClientRequest::new(
+            "api.bank-a.example",
+            443,
+            "192.0.2.10".parse().unwrap(),
+            "ca.pem".into(),
+        )
+        .path("/accounts")
+        .certificate("good.pem".into(), "good.key".into())
+        .tls(TlsVersions::Only11)
+        .header("X-Test", "1");
+        let args = request.curl_args();
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--resolve", "api.bank-a.example:443:192.0.2.10"])
+        );
+        assert!(args.windows(2).any(|w| w == ["--cert", "good.pem"]));
+        assert!(args.windows(2).any(|w| w == ["--tls-max", "1.1"]));
+        assert_eq!(
+            args.last().unwrap(),
+            "https://api.bank-a.example:443/accounts"
+        );
+    }
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(
+            outcome(Some(0), "{\"ok\":1}\n200", ""),
+            ClientOutcome::Response {
+                status: 200,
+                body: "{\"ok\":1}".into()
+            }
+        );
+        assert_eq!(
+            outcome(Some(35), "", "curl: (35) alert\n"),
+            ClientOutcome::Failed {
+                curl_exit: 35,
+                message: "curl: (35) alert".into()
+            }
+        );
+    }
+}
