@@ -13,12 +13,15 @@ deps:
 build: deps
 	$(CARGO) build --workspace --bins
 
-# Until the lab exists, the demo is the configuration check of the lab's
-# two nodes: the plan each node derives from its files.
+# The lab of examples/lab, with GoBGP standing in for the ixgate nodes
+# until the appliance speaks BGP itself; then the configuration check.
 demo: build
+	./target/debug/ixgate-testbed demo testbed/topologies/lab.toml
+	@echo
+	@echo "== The configuration behind it: what each node announces to whom"
 	./target/debug/ixgate check --config examples/lab
 	@echo
-	@echo "A broken configuration is refused whole, every error with its place:"
+	@echo "== A broken configuration is refused whole, every error with its place"
 	@./target/debug/ixgate check --config examples/invalid/several-errors; \
 	  echo "(exit status $$?: 0 valid, 1 invalid, 2 unreadable)"
 

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian machine lacks to build and test ixgate.
+# Installs what a fresh Debian machine lacks to build, test and demo ixgate.
 # Idempotent: installs nothing when everything is there.
 set -euo pipefail
 
-# Debian packages: build tools now; the lab's routers and tools join this
-# list as the testbed grows.
-DEBIAN_PACKAGES=(gcc libc6-dev make)
+DEBIAN_PACKAGES=(
+  gcc libc6-dev make          # building
+  util-linux coreutils procps # unshare, nsenter, setpriv, timeout: the lab sandbox
+  iproute2 iputils-ping       # the lab's namespaces, links and probes
+  bird2 frr gobgpd            # the telco routers, and GoBGP as the ixgate stand-in
+  netsniff-ng                 # trafgen, the flood generator
+  nftables                    # the firewall's test oracle
+  curl                        # the mobile client
+)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
@@ -14,6 +20,14 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # The routing packages would start their daemons on the host; the labs
+  # start their own, in namespaces. Keep the services down while installing.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=false
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=true
+  fi
+  trap '[ "$made_policy" = true ] && rm -f "$policy"' EXIT
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

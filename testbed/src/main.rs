@@ -1,5 +1,7 @@
 //! `ixgate-testbed`: bring labs up and down, run commands in their nodes,
-//! and write the test PKI.
+//! tell the demo story, and write the test PKI.
+
+mod demo;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +27,8 @@ enum Command {
     /// Build the lab of TOPOLOGY and keep it until interrupted (Ctrl-C);
     /// the lab dies with this process, however it ends.
     Up { topology: PathBuf },
+    /// Tell the demo story in the lab of TOPOLOGY, then tear it down.
+    Demo { topology: PathBuf },
     /// Stop every lab on this host (or --lab NAME) and remove its run
     /// directory.
     Down {
@@ -68,6 +72,10 @@ fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Up { topology } => up(&topology),
         Command::Down { lab } => down(lab.as_deref()),
+        Command::Demo { topology } => {
+            demo::run(Topology::load(&topology)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Exec { lab, node, command } => exec(lab.as_deref(), &node, &command),
         Command::Status => status(),
         Command::Origin {
@@ -134,7 +142,7 @@ fn up(topology: &Path) -> anyhow::Result<ExitCode> {
 fn role_name(role: &ixgate_testbed::topology::Role) -> String {
     use ixgate_testbed::topology::Role;
     match role {
-        Role::Telco { software, .. } => format!("telco/{software:?}").to_lowercase(),
+        Role::Telco { software, .. } => format!("telco/{software}"),
         Role::Ixgate { .. } => "ixgate".into(),
         Role::Transit => "transit".into(),
         Role::Origin { .. } => "origin".into(),

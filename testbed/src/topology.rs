@@ -163,6 +163,16 @@ pub enum RouterSoftware {
     Gobgp,
 }
 
+impl std::fmt::Display for RouterSoftware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Bird => "BIRD",
+            Self::Frr => "FRR",
+            Self::Gobgp => "GoBGP",
+        })
+    }
+}
+
 /// What an ixgate node namespace runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

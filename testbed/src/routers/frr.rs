@@ -251,8 +251,13 @@ fn flow_key(object: &Value) -> String {
         "to", "from", "proto", "dstp", "srcp", "port", "len", "tcp", "icmp", "dscp", "fragment",
     ]
     .iter()
-    .filter_map(|key| object[key].as_str().map(|value| format!("{key} {value};")))
-    .collect()
+    .filter_map(|key| {
+        object[key]
+            .as_str()
+            .map(|value| format!("{key} {}", value.trim()))
+    })
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 /// `"= 6 "` → 6: only equality matches are normalised.
