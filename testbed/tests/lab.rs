@@ -448,3 +448,92 @@ fn the_origin_logs_every_request_and_sees_the_clients_certificate() {
     }
     assert_eq!(lab.origin_requests("origin-a").expect("log").len(), 2);
 }
+
+/// The kernel route type for `prefix` in `node`: "blackhole", "unicast", …
+fn kernel_route_type(lab: &Lab, node: &str, prefix: &str) -> Result<String, String> {
+    let family = if prefix.contains(':') { "-6" } else { "-4" };
+    let output = lab
+        .exec(node, "ip", &[family, "-j", "route", "show", prefix])
+        .map_err(|error| error.to_string())?;
+    let routes: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|error| error.to_string())?;
+    let route = routes
+        .as_array()
+        .and_then(|routes| routes.first())
+        .ok_or_else(|| format!("no route in {routes}"))?;
+    Ok(route["type"].as_str().unwrap_or("unicast").to_owned())
+}
+
+#[test]
+fn rtbh_routes_become_blackholes_where_the_telco_allows_and_communities_arrive() {
+    let lab = lab();
+    wait_established(&lab, "telco-a");
+    wait_established(&lab, "telco-b");
+    wait_anycast_with_prepends(&lab);
+
+    // telco-a's file attaches 65010:100 and 65010:1:100 to what it gets.
+    let bird = lab.router("telco-a").expect("router");
+    let anycast = bird.unicast_routes(Family::Ipv4).expect("routes");
+    let from_node_1 = anycast
+        .iter()
+        .find(|r| r.from == ip("198.51.100.11"))
+        .expect("route from node-1");
+    assert_eq!(
+        from_node_1.communities,
+        ["65010:100".parse().expect("community")]
+    );
+    assert_eq!(
+        from_node_1.large_communities,
+        ["65010:1:100".parse().expect("large community")]
+    );
+
+    // node-1 asks for a blackhole with RFC 7999's community, node-2 with
+    // telco-b's own.
+    let add = |node: &str, family: &str, prefix: &str, community: &str| {
+        lab.router(node)
+            .expect("stand-in")
+            .cli(&[
+                "global",
+                "rib",
+                "add",
+                "-a",
+                family,
+                prefix,
+                "community",
+                community,
+            ])
+            .expect("announced");
+    };
+    add("node-1", "ipv4", "192.0.2.10/32", "65535:666");
+    add("node-1", "ipv6", "2001:db8:100::10/128", "65535:666");
+    add("node-2", "ipv4", "192.0.2.20/32", "65020:666");
+
+    // telco-a (BIRD) honours 65535:666 only; telco-b (FRR) both.
+    for (telco, prefix, expected) in [
+        ("telco-a", "192.0.2.10/32", "blackhole"),
+        ("telco-a", "2001:db8:100::10/128", "blackhole"),
+        ("telco-a", "192.0.2.20/32", "unicast"),
+        ("telco-b", "192.0.2.10/32", "blackhole"),
+        ("telco-b", "2001:db8:100::10/128", "blackhole"),
+        ("telco-b", "192.0.2.20/32", "blackhole"),
+    ] {
+        wait::until(
+            ROUTE_DEADLINE,
+            &format!("{telco}: {prefix} as {expected}"),
+            || match kernel_route_type(&lab, telco, prefix) {
+                Ok(kind) if kind == expected => Ok(()),
+                seen => Err(NotYet::Pending(format!("{seen:?}"))),
+            },
+        )
+        .expect("route installed as expected");
+    }
+    // The covering anycast prefix still forwards.
+    assert_eq!(
+        kernel_route_type(&lab, "telco-b", "192.0.2.0/24").as_deref(),
+        Ok("unicast")
+    );
+    assert_eq!(
+        kernel_route_type(&lab, "telco-a", "192.0.2.0/24").as_deref(),
+        Ok("unicast")
+    );
+}

@@ -23,25 +23,44 @@ pub fn afi(family: Family) -> &'static str {
     }
 }
 
+/// The next hops RTBH routes are pointed at: documentation space for IPv4,
+/// the discard-only prefix (RFC 6666) for IPv6. The router holds a
+/// blackhole route for each.
+pub const DISCARD_V4: &str = "203.0.113.255";
+pub const DISCARD_V6: &str = "100::1";
+
 pub fn config(setup: &RouterSetup, log: &Path) -> String {
     let mut out = format!(
         "! Written by ixgate-testbed for {node}.\nfrr defaults traditional\nhostname {node}\nlog file {log}\n!\n",
         node = setup.node,
         log = log.display()
     );
-    // RFC 7999: a telco-specific RTBH community becomes the well-known
-    // BLACKHOLE one, which bgpd installs as a blackhole route.
-    let rtbh: Vec<String> = setup
+    // RTBH the way FRR does it (RFC 3882): a route with one of the RTBH
+    // communities gets the well-known BLACKHOLE community (RFC 7999) and a
+    // discard next hop, which resolves into a blackhole route.
+    let mut rtbh: Vec<String> = setup
         .neighbors
         .iter()
         .flat_map(|n| community_strings(&n.rtbh_communities))
         .collect();
+    rtbh.sort();
+    rtbh.dedup();
+    for community in &rtbh {
+        // One line each: a line with several communities matches only
+        // routes that carry all of them.
+        let _ = writeln!(out, "bgp community-list standard RTBH permit {community}");
+    }
     if !rtbh.is_empty() {
-        let _ = write!(
-            out,
-            "bgp community-list standard RTBH permit {}\n!\nroute-map FROM-IXGATE permit 10\n match community RTBH\n set community blackhole additive\nroute-map FROM-IXGATE permit 20\n!\n",
-            rtbh.join(" ")
-        );
+        for (family, next_hop) in [
+            ("V4", format!("ip next-hop {DISCARD_V4}")),
+            ("V6", format!("ipv6 next-hop global {DISCARD_V6}")),
+        ] {
+            let _ = write!(
+                out,
+                "!\nroute-map FROM-IXGATE-{family} permit 10\n match community RTBH\n set community blackhole additive\n set {next_hop}\nroute-map FROM-IXGATE-{family} permit 20\n"
+            );
+        }
+        out.push_str("!\n");
     }
     let _ = write!(
         out,
@@ -65,6 +84,10 @@ pub fn config(setup: &RouterSetup, log: &Path) -> String {
         if neighbor.gtsm {
             let _ = writeln!(out, " neighbor {address} ttl-security hops 1");
         }
+        if !neighbor.rtbh_communities.is_empty() {
+            // The discard next hop is not on the peering LAN.
+            let _ = writeln!(out, " neighbor {address} disable-connected-check");
+        }
     }
     for family in ["ipv4", "ipv6"] {
         let members: Vec<_> = setup
@@ -78,10 +101,11 @@ pub fn config(setup: &RouterSetup, log: &Path) -> String {
         let _ = writeln!(out, " address-family {family} unicast");
         for neighbor in &members {
             let _ = writeln!(out, "  neighbor {} activate", neighbor.address);
-            if !rtbh.is_empty() {
+            if !neighbor.rtbh_communities.is_empty() {
+                let suffix = if family == "ipv4" { "V4" } else { "V6" };
                 let _ = writeln!(
                     out,
-                    "  neighbor {} route-map FROM-IXGATE in",
+                    "  neighbor {} route-map FROM-IXGATE-{suffix} in",
                     neighbor.address
                 );
             }
@@ -119,6 +143,16 @@ pub fn start(
     chown.args(["-R", "frr:frr"]).arg(run_dir);
     SandboxHandle::run(chown)?;
     let common = ["-u", "frr", "-g", "frr", "--vty_socket", &vty, "-z", &zserv];
+    // Before zebra starts, so that it reads them with the kernel's routes.
+    if setup
+        .neighbors
+        .iter()
+        .any(|n| !n.rtbh_communities.is_empty())
+    {
+        for discard in [DISCARD_V4, DISCARD_V6] {
+            sandbox.ip(&["-n", &setup.node, "route", "add", "blackhole", discard])?;
+        }
+    }
     let zebra_conf = zebra_conf.to_string_lossy().into_owned();
     let zebra_pid = run_dir.join("zebra.pid").to_string_lossy().into_owned();
     let mut zebra_args = vec!["-f", zebra_conf.as_str(), "-i", zebra_pid.as_str()];
