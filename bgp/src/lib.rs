@@ -1,5 +1,5 @@
-//! BGP sessions of the appliance: the wire facade, the per-peer FSM, the
-//! adj-RIBs, export policy, Flowspec and RTBH origination, TCP-MD5 and GTSM
-//! sockets.
-//!
-//! Empty until the BGP speaker issue: nothing here pretends to work yet.
+//! BGP for the appliance: the wire format ([`wire`]), the per-peer session
+//! state machine ([`fsm`], sans-IO), and what is sent and received.
+
+pub mod fsm;
+pub mod wire;

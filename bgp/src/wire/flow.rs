@@ -1,0 +1,137 @@
+//! Flowspec rules (RFC 8955 for IPv4, RFC 8956 for IPv6) as ixgate writes
+//! them: match components and actions.
+
+use ipnet::IpNet;
+
+/// Which Flowspec family a rule belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FlowFamily {
+    Ipv4,
+    Ipv6,
+}
+
+/// A comparison of a numeric component (RFC 8955 §4.2.1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NumericOp {
+    Eq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Ne,
+}
+
+/// One term of a numeric component; terms are ORed unless `and` is set,
+/// which ANDs a term with the one before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NumericTerm {
+    pub and: bool,
+    pub op: NumericOp,
+    pub value: u32,
+}
+
+impl NumericTerm {
+    pub fn eq(value: u32) -> Self {
+        Self {
+            and: false,
+            op: NumericOp::Eq,
+            value,
+        }
+    }
+
+    /// `low <= x <= high`, as two ANDed terms.
+    pub fn range(low: u32, high: u32) -> [Self; 2] {
+        [
+            Self {
+                and: false,
+                op: NumericOp::Ge,
+                value: low,
+            },
+            Self {
+                and: true,
+                op: NumericOp::Le,
+                value: high,
+            },
+        ]
+    }
+}
+
+/// One term of a bitmask component (TCP flags, fragment; RFC 8955 §4.2.1.2):
+/// with `match_all`, all of `bits` must be set, else any of them; `not`
+/// negates the test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BitmaskTerm {
+    pub and: bool,
+    pub not: bool,
+    pub match_all: bool,
+    pub bits: u16,
+}
+
+/// TCP flag bits as Flowspec matches them.
+pub mod tcp_flags {
+    pub const FIN: u16 = 0x01;
+    pub const SYN: u16 = 0x02;
+    pub const RST: u16 = 0x04;
+    pub const PSH: u16 = 0x08;
+    pub const ACK: u16 = 0x10;
+}
+
+/// The match part of a rule. An empty component matches everything.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FlowMatch {
+    pub family: FlowFamily,
+    pub destination: Option<IpNet>,
+    pub source: Option<IpNet>,
+    /// IP protocol (IPv4) or next header (IPv6).
+    pub protocols: Vec<NumericTerm>,
+    pub ports: Vec<NumericTerm>,
+    pub destination_ports: Vec<NumericTerm>,
+    pub source_ports: Vec<NumericTerm>,
+    pub icmp_types: Vec<NumericTerm>,
+    pub icmp_codes: Vec<NumericTerm>,
+    pub tcp_flags: Vec<BitmaskTerm>,
+    pub packet_lengths: Vec<NumericTerm>,
+    pub dscp: Vec<NumericTerm>,
+    pub fragments: Vec<BitmaskTerm>,
+}
+
+impl FlowMatch {
+    /// Matches everything of `family` (narrow it by setting components).
+    pub fn new(family: FlowFamily) -> Self {
+        Self {
+            family,
+            destination: None,
+            source: None,
+            protocols: Vec::new(),
+            ports: Vec::new(),
+            destination_ports: Vec::new(),
+            source_ports: Vec::new(),
+            icmp_types: Vec::new(),
+            icmp_codes: Vec::new(),
+            tcp_flags: Vec::new(),
+            packet_lengths: Vec::new(),
+            dscp: Vec::new(),
+            fragments: Vec::new(),
+        }
+    }
+}
+
+/// What to do with matching traffic (RFC 8955 §7).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FlowAction {
+    /// traffic-rate-bytes; 0 discards.
+    RateBytes(f32),
+    /// traffic-rate-packets (RFC 8955 §7.7).
+    RatePackets(f32),
+    /// traffic-action: sample, and whether later rules still apply.
+    Action { sample: bool, terminal: bool },
+    /// traffic-marking: set this DSCP.
+    Marking(u8),
+}
+
+/// A whole rule: match and actions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowRule {
+    pub matches: FlowMatch,
+    pub actions: Vec<FlowAction>,
+}
