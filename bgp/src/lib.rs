@@ -2,4 +2,6 @@
 //! state machine ([`fsm`], sans-IO), and what is sent and received.
 
 pub mod fsm;
+pub mod rib;
+pub mod socket;
 pub mod wire;
