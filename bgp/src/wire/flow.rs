@@ -10,15 +10,49 @@ pub enum FlowFamily {
     Ipv6,
 }
 
-/// A comparison of a numeric component (RFC 8955 §4.2.1.1).
+/// A comparison of a numeric component (RFC 8955 §4.2.1.1): the `lt`,
+/// `gt` and `eq` bits of the operator byte, all eight combinations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NumericOp {
+    /// No bit set: never matches.
+    False,
     Eq,
     Lt,
     Le,
     Gt,
     Ge,
     Ne,
+    /// All bits set: always matches.
+    True,
+}
+
+impl NumericOp {
+    /// The operator's (lt, gt, eq) bits.
+    pub fn bits(self) -> (bool, bool, bool) {
+        match self {
+            Self::False => (false, false, false),
+            Self::Eq => (false, false, true),
+            Self::Lt => (true, false, false),
+            Self::Le => (true, false, true),
+            Self::Gt => (false, true, false),
+            Self::Ge => (false, true, true),
+            Self::Ne => (true, true, false),
+            Self::True => (true, true, true),
+        }
+    }
+
+    pub fn from_bits(lt: bool, gt: bool, eq: bool) -> Self {
+        match (lt, gt, eq) {
+            (false, false, false) => Self::False,
+            (false, false, true) => Self::Eq,
+            (true, false, false) => Self::Lt,
+            (true, false, true) => Self::Le,
+            (false, true, false) => Self::Gt,
+            (false, true, true) => Self::Ge,
+            (true, true, false) => Self::Ne,
+            (true, true, true) => Self::True,
+        }
+    }
 }
 
 /// One term of a numeric component; terms are ORed unless `and` is set,
