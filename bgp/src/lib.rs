@@ -5,4 +5,5 @@ pub mod export;
 pub mod fsm;
 pub mod rib;
 pub mod socket;
+pub mod speaker;
 pub mod wire;
