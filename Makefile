@@ -31,7 +31,10 @@ fmt: deps
 lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The labs run the workspace's binaries (ixgate, ixgate-testbed) from the
+# target directory: build them before the tests that start labs.
 unit: deps
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
 test: fmt lint unit

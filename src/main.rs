@@ -1,14 +1,21 @@
 //! `ixgate`: the appliance binary.
 
 mod check;
+mod control;
+mod ctl;
+mod run;
 mod table;
 
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use ipnet::IpNet;
 
 use crate::check::NodeReport;
+use crate::control::{FlowSpec, Request};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,14 +42,191 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the appliance: BGP sessions with the telcos, announcing the
+    /// anycast prefixes, until SIGTERM (then graceful shutdown, RFC 8326).
+    Run {
+        #[arg(long, value_name = "DIR")]
+        config: PathBuf,
+        /// Override the configuration's control socket.
+        #[arg(long, value_name = "PATH")]
+        control_socket: Option<PathBuf>,
+    },
+    /// Ask a running appliance.
+    Ctl {
+        /// The control socket (default: the one in --config's node file).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        config: Option<PathBuf>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlCommand {
+    Show {
+        #[command(subcommand)]
+        what: Show,
+    },
+    /// Withdraw the anycast prefixes from every telco.
+    Drain,
+    /// Announce them again.
+    Undrain,
+    /// Originate or take back a Flowspec rule or an RTBH route.
+    Mitigate {
+        #[command(subcommand)]
+        action: MitigateAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Show {
+    /// Every BGP session.
+    Peers,
+    /// What one session sends and receives.
+    Routes { peer: IpAddr },
+    /// Drain state, Flowspec rules and blackholes in force.
+    Mitigations,
+}
+
+#[derive(Debug, Subcommand)]
+enum MitigateAction {
+    Add {
+        #[command(subcommand)]
+        what: Mitigation,
+    },
+    Remove {
+        #[command(subcommand)]
+        what: Mitigation,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum Mitigation {
+    /// A Flowspec rule to the telcos that accept it.
+    Flowspec {
+        #[arg(long)]
+        dst: IpNet,
+        #[arg(long)]
+        src: Option<IpNet>,
+        #[arg(long)]
+        proto: Option<u8>,
+        #[arg(long)]
+        dport: Option<u16>,
+        /// Bytes per second let through; 0 (the default) discards.
+        #[arg(long, default_value_t = 0.0)]
+        rate: f32,
+    },
+    /// A destination to blackhole (RTBH) at the telcos that accept it.
+    Blackhole { prefix: IpNet },
 }
 
 const EXIT_UNREADABLE: u8 = 2;
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Check { config, json } => check(&config, json),
+    let outcome = match Cli::parse().command {
+        Command::Check { config, json } => return check(&config, json),
+        Command::Run {
+            config,
+            control_socket,
+        } => run::run(&config, control_socket).map_err(anyhow::Error::from),
+        Command::Ctl {
+            socket,
+            config,
+            json,
+            command,
+        } => ctl(socket, config.as_deref(), json, command),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ixgate: {error:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn ctl(
+    socket: Option<PathBuf>,
+    config: Option<&Path>,
+    json: bool,
+    command: CtlCommand,
+) -> anyhow::Result<()> {
+    let socket = match (socket, config) {
+        (Some(socket), _) => socket,
+        (None, Some(dir)) => {
+            ixgate_policy::load(dir)
+                .map_err(|error| anyhow::anyhow!("{error}"))
+                .context("reading the configuration for its control socket")?
+                .node
+                .management
+                .control_socket
+        }
+        (None, None) => bail!("give --socket PATH or --config DIR"),
+    };
+    let mitigation = |what: Mitigation, add: bool| match (what, add) {
+        (
+            Mitigation::Flowspec {
+                dst,
+                src,
+                proto,
+                dport,
+                rate,
+            },
+            add,
+        ) => {
+            let flow = FlowSpec {
+                destination: dst,
+                source: src,
+                protocol: proto,
+                destination_port: dport,
+                rate_bytes: rate,
+            };
+            if add {
+                Request::FlowAdd(flow)
+            } else {
+                Request::FlowRemove(flow)
+            }
+        }
+        (Mitigation::Blackhole { prefix }, true) => Request::BlackholeAdd { prefix },
+        (Mitigation::Blackhole { prefix }, false) => Request::BlackholeRemove { prefix },
+    };
+    let request = match command {
+        CtlCommand::Show { what: Show::Peers } => Request::ShowPeers,
+        CtlCommand::Show {
+            what: Show::Routes { peer },
+        } => Request::ShowRoutes { peer },
+        CtlCommand::Show {
+            what: Show::Mitigations,
+        } => Request::ShowMitigations,
+        CtlCommand::Drain => Request::Drain,
+        CtlCommand::Undrain => Request::Undrain,
+        CtlCommand::Mitigate {
+            action: MitigateAction::Add { what },
+        } => mitigation(what, true),
+        CtlCommand::Mitigate {
+            action: MitigateAction::Remove { what },
+        } => mitigation(what, false),
+    };
+    let answer = control::ask(&socket, &request)?;
+    if !answer.ok {
+        bail!("{}", answer.error.unwrap_or_default());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer.data)?);
+        return Ok(());
+    }
+    match request {
+        Request::ShowPeers => print!("{}", ctl::peers(&answer.data)),
+        Request::ShowRoutes { peer } => print!("{}", ctl::routes(peer, &answer.data)),
+        Request::ShowMitigations => println!("{}", serde_json::to_string_pretty(&answer.data)?),
+        _ => println!("{}", ctl::text(&answer.data)),
+    }
+    Ok(())
 }
 
 fn check(dir: &std::path::Path, json: bool) -> ExitCode {

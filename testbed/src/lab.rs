@@ -21,11 +21,11 @@ const ORIGIN_LOG: &str = "requests.jsonl";
 /// How long an origin server may take to bind its listeners.
 const ORIGIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The `ixgate-testbed` binary, which runs the lab's origins: named by
-/// `IXGATE_TESTBED_BIN`, or found beside the running program (or one
-/// directory up, where cargo puts binaries next to test programs' `deps/`).
-fn testbed_binary() -> Result<PathBuf, LabError> {
-    if let Some(path) = std::env::var_os("IXGATE_TESTBED_BIN") {
+/// A binary of this workspace: named by the environment variable `env`,
+/// or found beside the running program (or one directory up, where cargo
+/// puts binaries next to test programs' `deps/`).
+fn sibling_binary(name: &str, env: &str) -> Result<PathBuf, LabError> {
+    if let Some(path) = std::env::var_os(env) {
         return Ok(PathBuf::from(path));
     }
     let exe = std::env::current_exe().map_err(|source| LabError::Io {
@@ -33,15 +33,15 @@ fn testbed_binary() -> Result<PathBuf, LabError> {
         source,
     })?;
     let here = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    [here.join("ixgate-testbed"), here.join("../ixgate-testbed")]
+    [here.join(name), here.join("..").join(name)]
         .into_iter()
         .find(|candidate| candidate.is_file())
         .ok_or_else(|| LabError::Spawn {
-            what: "the lab's origin (ixgate-testbed)".into(),
+            what: name.to_owned(),
             source: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!(
-                    "no ixgate-testbed beside {}; set IXGATE_TESTBED_BIN",
+                    "no {name} beside {}; build the workspace's binaries or set {env}",
                     exe.display()
                 ),
             ),
@@ -176,6 +176,21 @@ impl Lab {
             lab.daemons.extend(children);
             lab.routers.insert(node.name.clone(), router);
         }
+        let appliances: Vec<(String, PathBuf)> = lab
+            .topology
+            .nodes
+            .iter()
+            .filter_map(|node| match &node.role {
+                Role::Ixgate {
+                    runs: IxgateRuns::Appliance,
+                    node: dir,
+                } => Some((node.name.clone(), lab.topology.config.join(dir))),
+                _ => None,
+            })
+            .collect();
+        for (node, dir) in appliances {
+            lab.start_appliance(&node, &dir)?;
+        }
         lab.keep_run_dir = false;
         Ok(lab)
     }
@@ -237,7 +252,7 @@ impl Lab {
         &mut self,
         site: &BTreeMap<String, ixgate_policy::Config>,
     ) -> Result<(), LabError> {
-        let binary = testbed_binary()?;
+        let binary = sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?;
         let origins: Vec<(String, String, Vec<std::net::IpAddr>)> = self
             .topology
             .nodes
@@ -331,6 +346,73 @@ impl Lab {
             )?;
         }
         Ok(())
+    }
+
+    /// Starts `ixgate run` in `node` with the configuration in `dir`.
+    fn start_appliance(&mut self, node: &str, dir: &Path) -> Result<(), LabError> {
+        let binary = sibling_binary("ixgate", "IXGATE_BIN")?;
+        let run_dir = self.run_dir.join(node);
+        std::fs::create_dir_all(&run_dir).map_err(|source| LabError::Io {
+            path: run_dir.clone(),
+            source,
+        })?;
+        let socket = self.control_socket(node);
+        let mut command = self
+            .sandbox_handle()
+            .node_command(node, &binary.to_string_lossy());
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(dir)
+            .arg("--control-socket")
+            .arg(&socket)
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file(&run_dir.join("ixgate.out"))?)
+            .stderr(log_file(&run_dir.join("ixgate.err"))?);
+        let child = command.spawn().map_err(|source| LabError::Spawn {
+            what: format!("ixgate in {node}"),
+            source,
+        })?;
+        self.daemons.push(child);
+        wait::until(
+            ORIGIN_DEADLINE,
+            &format!("ixgate in {node} to answer"),
+            || {
+                if socket.exists() {
+                    Ok(())
+                } else {
+                    let errors =
+                        std::fs::read_to_string(run_dir.join("ixgate.err")).unwrap_or_default();
+                    if errors.is_empty() {
+                        Err(NotYet::Pending("no control socket yet".into()))
+                    } else {
+                        Err(NotYet::Failed(errors))
+                    }
+                }
+            },
+        )
+    }
+
+    /// The control socket of the appliance in `node`.
+    pub fn control_socket(&self, node: &str) -> PathBuf {
+        self.run_dir.join(node).join("ctl.sock")
+    }
+
+    /// `ixgate ctl --json ARGS` against the appliance in `node`.
+    pub fn ctl(&self, node: &str, args: &[&str]) -> Result<serde_json::Value, LabError> {
+        let binary = sibling_binary("ixgate", "IXGATE_BIN")?;
+        let mut command = std::process::Command::new(binary);
+        command
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.control_socket(node))
+            .arg("--json")
+            .args(args);
+        let output = SandboxHandle::run(command)?;
+        serde_json::from_slice(&output.stdout).map_err(|error| LabError::Router {
+            router: node.to_owned(),
+            message: format!("ixgate ctl printed no JSON: {error}"),
+        })
     }
 
     /// Every request the origin in `node` has received, oldest first.

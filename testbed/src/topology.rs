@@ -181,6 +181,8 @@ pub enum IxgateRuns {
     /// appliance's own BGP speaker.
     #[default]
     GobgpStandIn,
+    /// `ixgate run` itself.
+    Appliance,
     /// Nothing: the test starts what it needs.
     Nothing,
 }

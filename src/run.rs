@@ -1,0 +1,262 @@
+//! `ixgate run`: the appliance process. Today it runs the BGP speaker from
+//! the configuration and the control socket; the firewall, the proxy and
+//! policy routing join it as their issues land.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ixgate_bgp::export::{Originate, routes_for};
+use ixgate_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
+use ixgate_bgp::wire::flow::NumericTerm;
+use ixgate_bgp::wire::{Family, FlowAction, FlowFamily, FlowMatch, FlowRule};
+use ixgate_policy::{Config, Drained};
+
+use crate::control::{self, Answer, FlowSpec, Request};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Speaker(#[from] ixgate_bgp::speaker::SpeakerError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// How long routes carry GRACEFUL_SHUTDOWN (RFC 8326) before they are
+/// withdrawn, so the telcos move traffic away first.
+const GRACEFUL_SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+/// How long withdrawals get to leave before the sessions close.
+const WITHDRAW_WAIT: Duration = Duration::from_secs(2);
+/// ConnectRetryTime: short, since a telco router that restarts should see
+/// its sessions back quickly.
+const CONNECT_RETRY: Duration = Duration::from_secs(5);
+
+/// The running appliance: configuration, speaker and what the operator or
+/// the controller asked for.
+pub struct Appliance {
+    config: Config,
+    speaker: Speaker,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    drained: bool,
+    graceful_shutdown: bool,
+    flows: Vec<FlowSpec>,
+    blackholes: Vec<ipnet::IpNet>,
+}
+
+impl Appliance {
+    /// Recomputes every peer's routes and hands them to the speaker.
+    fn export(&self) {
+        let Ok(state) = self.state.lock() else { return };
+        let drained = if state.drained {
+            Drained::All
+        } else {
+            Drained::Nothing
+        };
+        let plan = ixgate_policy::plan(&self.config, &drained);
+        let originate = Originate {
+            graceful_shutdown: state.graceful_shutdown,
+            flows: state.flows.iter().map(flow_rule).collect(),
+            blackholes: state.blackholes.clone(),
+        };
+        for peer in &plan.peers {
+            let _ = self
+                .speaker
+                .set_routes(peer.neighbor, routes_for(&plan, peer, &originate));
+        }
+    }
+
+    /// Applies `change` to the state and exports the result.
+    fn change(&self, change: impl FnOnce(&mut State)) -> Answer {
+        match self.state.lock() {
+            Ok(mut state) => change(&mut state),
+            Err(_) => return Answer::error("state lock poisoned".into()),
+        }
+        self.export();
+        Answer::data("done")
+    }
+
+    pub fn handle(&self, request: Request) -> Answer {
+        match request {
+            Request::ShowPeers => Answer::data(self.speaker.status()),
+            Request::ShowRoutes { peer } => match self.speaker.routes(peer) {
+                Ok(routes) => Answer::data(routes),
+                Err(error) => Answer::error(error.to_string()),
+            },
+            Request::ShowMitigations => match self.state.lock() {
+                Ok(state) => Answer::data(serde_json::json!({
+                    "drained": state.drained,
+                    "flows": state.flows,
+                    "blackholes": state.blackholes,
+                })),
+                Err(_) => Answer::error("state lock poisoned".into()),
+            },
+            Request::Drain => self.change(|state| state.drained = true),
+            Request::Undrain => self.change(|state| state.drained = false),
+            Request::FlowAdd(flow) => self.change(|state| {
+                if !state.flows.contains(&flow) {
+                    state.flows.push(flow);
+                }
+            }),
+            Request::FlowRemove(flow) => self.change(|state| state.flows.retain(|f| *f != flow)),
+            Request::BlackholeAdd { prefix } => self.change(|state| {
+                if !state.blackholes.contains(&prefix) {
+                    state.blackholes.push(prefix);
+                }
+            }),
+            Request::BlackholeRemove { prefix } => {
+                self.change(|state| state.blackholes.retain(|p| *p != prefix))
+            }
+        }
+    }
+
+    /// Waits until no established session still advertises anything, or
+    /// `wait` has passed.
+    async fn withdrawn(&self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            let busy = self
+                .speaker
+                .status()
+                .iter()
+                .any(|peer| peer.state == "Established" && peer.advertised > 0);
+            if !busy {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// An operator's rule in the speaker's terms.
+fn flow_rule(flow: &FlowSpec) -> FlowRule {
+    let family = if flow.destination.addr().is_ipv4() {
+        FlowFamily::Ipv4
+    } else {
+        FlowFamily::Ipv6
+    };
+    let mut matches = FlowMatch::new(family);
+    matches.destination = Some(flow.destination);
+    matches.source = flow.source;
+    matches.protocols = flow
+        .protocol
+        .map(|p| vec![NumericTerm::eq(p.into())])
+        .unwrap_or_default();
+    matches.destination_ports = flow
+        .destination_port
+        .map(|p| vec![NumericTerm::eq(p.into())])
+        .unwrap_or_default();
+    FlowRule {
+        matches,
+        actions: vec![FlowAction::RateBytes(flow.rate_bytes)],
+    }
+}
+
+/// The speaker's view of the plan's sessions.
+fn speaker_config(config: &Config) -> Result<SpeakerConfig, RunError> {
+    let plan = ixgate_policy::plan(config, &Drained::Nothing);
+    let mut peers = Vec::new();
+    for peer in &plan.peers {
+        let telco = config.telcos.iter().find(|telco| telco.name == peer.telco);
+        let password = match telco.and_then(|telco| telco.md5_password_file.as_deref()) {
+            Some(path) => {
+                let text = std::fs::read(path).map_err(|source| RunError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Some(text.strip_suffix(b"\n").unwrap_or(&text).to_vec())
+            }
+            None => None,
+        };
+        let (unicast, flowspec) = if peer.neighbor.is_ipv4() {
+            (Family::Ipv4Unicast, Family::Ipv4Flowspec)
+        } else {
+            (Family::Ipv6Unicast, Family::Ipv6Flowspec)
+        };
+        let mut families = vec![unicast];
+        if peer.accepts.flowspec {
+            families.push(flowspec);
+        }
+        peers.push(PeerConfig {
+            telco: peer.telco.to_string(),
+            address: peer.neighbor,
+            local: peer.local,
+            remote_asn: peer.remote_asn.get(),
+            hold_time: peer.hold_time.seconds(),
+            password,
+            gtsm: peer.gtsm,
+            import_max_prefixes: peer.import_max_prefixes,
+            families,
+        });
+    }
+    Ok(SpeakerConfig {
+        local_asn: plan.asn.get(),
+        router_id: plan.router_id,
+        port: 179,
+        connect_retry: CONNECT_RETRY,
+        peers,
+    })
+}
+
+/// Runs the appliance from the configuration in `dir` until SIGTERM or
+/// SIGINT, then shuts down in order: GRACEFUL_SHUTDOWN, withdraw, close.
+pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> {
+    let config = ixgate_policy::load(dir).map_err(|error| match error {
+        ixgate_policy::LoadError::Invalid(errors) => RunError::Config(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        error @ ixgate_policy::LoadError::Unreadable { .. } => RunError::Config(error.to_string()),
+    })?;
+    let socket = control_socket.unwrap_or_else(|| config.node.management.control_socket.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    runtime.block_on(async {
+        let speaker = Speaker::start(&speaker_config(&config)?)?;
+        let appliance = Arc::new(Appliance {
+            config,
+            speaker,
+            state: Mutex::new(State::default()),
+        });
+        appliance.export();
+        let listener = control::bind(&socket)?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(RunError::Runtime)?;
+        tokio::select! {
+            () = control::serve(listener, appliance.clone()) => {}
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        // RFC 8326: tell the telcos to move away, then go.
+        appliance.change(|state| state.graceful_shutdown = true);
+        tokio::time::sleep(GRACEFUL_SHUTDOWN_WAIT).await;
+        appliance.change(|state| {
+            state.drained = true;
+            state.flows.clear();
+            state.blackholes.clear();
+        });
+        appliance.withdrawn(WITHDRAW_WAIT).await;
+        appliance.speaker.stop();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = std::fs::remove_file(&socket);
+        Ok(())
+    })
+}
