@@ -254,3 +254,53 @@ fn ixgate_speaks_bgp_with_gobgp() {
         .expect("GoBGP holds the rule");
     assert_eq!(seen.from, Some("198.51.100.12".parse().expect("address")));
 }
+
+/// What node-1 says of its sessions: (neighbour, state, times established).
+fn sessions(lab: &Lab) -> Vec<(String, String, u64)> {
+    let peers = lab.ctl("node-1", &["show", "peers"]).expect("show peers");
+    peers
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|peer| {
+            (
+                peer["neighbor"].as_str().unwrap_or_default().to_owned(),
+                peer["state"].as_str().unwrap_or_default().to_owned(),
+                peer["established_count"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_telco_restart_brings_its_sessions_and_routes_back_and_leaves_the_other_alone() {
+    let mut lab = lab(RouterSoftware::Frr);
+    expect::established(lab.router("telco-a").expect("router"), &NODES)
+        .expect("sessions with BIRD");
+    expect::established(lab.router("telco-b").expect("router"), &NODES).expect("sessions with FRR");
+    expect_anycast_with_prepends(&lab);
+    let before = sessions(&lab);
+    assert!(
+        before
+            .iter()
+            .all(|(_, state, count)| state == "Established" && *count == 1),
+        "{before:?}"
+    );
+
+    lab.restart_router("telco-a").expect("BIRD restarts");
+    let bird = lab.router("telco-a").expect("router");
+    expect::established(bird, &NODES).expect("sessions back");
+    expect_anycast_with_prepends(&lab);
+
+    let after = sessions(&lab);
+    for (neighbor, state, count) in &after {
+        assert_eq!(state, "Established", "{after:?}");
+        // telco-a's sessions came up a second time; telco-b's never went down.
+        let expected = if neighbor.ends_with("::1") || neighbor.ends_with(".1") {
+            2
+        } else {
+            1
+        };
+        assert_eq!(*count, expected, "{neighbor}: {after:?}");
+    }
+}

@@ -65,6 +65,8 @@ pub struct PeerStatus {
     pub state: String,
     /// Seconds since the session came up, while it is up.
     pub established_for: Option<u64>,
+    /// How many times the session has come up: a flap shows here.
+    pub established_count: u64,
     pub families: Vec<String>,
     pub received: usize,
     pub advertised: usize,
@@ -209,6 +211,7 @@ impl Speaker {
                     remote_asn: peer.remote_asn,
                     state: format!("{:?}", State::Idle),
                     established_for: None,
+                    established_count: 0,
                     families: Vec::new(),
                     received: 0,
                     advertised: 0,
@@ -711,6 +714,9 @@ impl PeerTask {
                         link.context.four_octet_as = negotiated.four_octet_as;
                     }
                     self.established_at = Some(Instant::now());
+                    if let Ok(mut shared) = self.shared.lock() {
+                        shared.status.established_count += 1;
+                    }
                     let full = self.rib_out.full();
                     self.send_updates(full).await;
                 }

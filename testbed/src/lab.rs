@@ -15,6 +15,42 @@ use crate::topology::{IxgateRuns, Role, RouterSoftware, Topology};
 use crate::wait::{self, NotYet};
 use crate::{LabError, net, peering, pki};
 
+/// A router as started: what it runs, with what, and the `nsenter`s that
+/// wait on its daemons.
+#[derive(Debug)]
+struct RouterRun {
+    software: RouterSoftware,
+    setup: crate::routers::RouterSetup,
+    children: Vec<std::process::Child>,
+}
+
+/// How long a daemon gets to end after SIGTERM.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ends the daemon an `nsenter` waits on: `nsenter` forks into the lab's
+/// PID namespace and `ip netns exec` execs the daemon, so the daemon is
+/// the `nsenter`'s only child. Signalled by PID, then the `nsenter` is
+/// reaped.
+fn stop_daemon(nsenter: &mut std::process::Child) -> Result<(), LabError> {
+    let pid = nsenter.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for daemon in children.split_whitespace() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", daemon])
+            .status();
+    }
+    wait::until(
+        STOP_DEADLINE,
+        &format!("daemon under nsenter {pid} to end"),
+        || match nsenter.try_wait() {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(NotYet::Pending("still running".into())),
+            Err(error) => Err(NotYet::Failed(error.to_string())),
+        },
+    )
+}
+
 /// Where an origin logs its requests, in its node's run directory.
 const ORIGIN_LOG: &str = "requests.jsonl";
 
@@ -111,6 +147,8 @@ pub struct Lab {
     name: String,
     run_dir: PathBuf,
     routers: BTreeMap<String, Router>,
+    /// How each router was started, to restart it.
+    router_runs: BTreeMap<String, RouterRun>,
     /// The `nsenter` processes waiting on the lab's daemons; reaped on drop.
     daemons: Vec<Child>,
     sandbox: Sandbox,
@@ -136,6 +174,7 @@ impl Lab {
             name,
             run_dir,
             routers: BTreeMap::new(),
+            router_runs: BTreeMap::new(),
             daemons: Vec::new(),
             sandbox,
             floods: std::sync::atomic::AtomicU32::new(0),
@@ -173,8 +212,15 @@ impl Lab {
             };
             let (router, children) =
                 Router::start(software, &setup, &handle, &lab.run_dir.join(&node.name))?;
-            lab.daemons.extend(children);
             lab.routers.insert(node.name.clone(), router);
+            lab.router_runs.insert(
+                node.name.clone(),
+                RouterRun {
+                    software,
+                    setup,
+                    children,
+                },
+            );
         }
         let appliances: Vec<(String, PathBuf)> = lab
             .topology
@@ -574,6 +620,24 @@ impl Lab {
         })
     }
 
+    /// Stops the router in `node` (SIGTERM to its daemons, by PID) and
+    /// starts it again with the same configuration: a telco's reboot.
+    pub fn restart_router(&mut self, node: &str) -> Result<(), LabError> {
+        let handle = self.sandbox_handle();
+        let run_dir = self.run_dir.join(node);
+        let run = self
+            .router_runs
+            .get_mut(node)
+            .ok_or_else(|| LabError::NoSuchNode(node.to_owned()))?;
+        for child in &mut run.children {
+            stop_daemon(child)?;
+        }
+        let (router, children) = Router::start(run.software, &run.setup, &handle, &run_dir)?;
+        run.children = children;
+        self.routers.insert(node.to_owned(), router);
+        Ok(())
+    }
+
     /// The router running in `node` (a telco, or an ixgate stand-in).
     pub fn router(&self, node: &str) -> Result<&Router, LabError> {
         self.routers
@@ -587,7 +651,11 @@ impl Drop for Lab {
         // Ending the sandbox ends every lab process; then reap the
         // `nsenter`s that waited on them.
         self.sandbox.end();
-        for daemon in &mut self.daemons {
+        let routers = self
+            .router_runs
+            .values_mut()
+            .flat_map(|run| run.children.iter_mut());
+        for daemon in self.daemons.iter_mut().chain(routers) {
             let _ = daemon.wait();
         }
         if self.keep_run_dir || std::thread::panicking() {

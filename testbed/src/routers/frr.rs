@@ -150,7 +150,8 @@ pub fn start(
         .any(|n| !n.rtbh_communities.is_empty())
     {
         for discard in [DISCARD_V4, DISCARD_V6] {
-            sandbox.ip(&["-n", &setup.node, "route", "add", "blackhole", discard])?;
+            // `replace`: a restarted router finds them still there.
+            sandbox.ip(&["-n", &setup.node, "route", "replace", "blackhole", discard])?;
         }
     }
     let zebra_conf = zebra_conf.to_string_lossy().into_owned();
