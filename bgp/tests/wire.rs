@@ -422,9 +422,10 @@ fn frr_updates() {
     let v6 = captured(FRR_UPDATE_V6);
     let attributes = v6.attributes.expect("attributes");
     assert_eq!(v6.announced, [Nlri::Unicast(net("2001:db8:100::/48"))]);
+    // Third-party next hop: node-2's address on the shared LAN.
     assert_eq!(
         attributes.next_hop,
-        Some("2001:db8:ff::2".parse().expect("address"))
+        Some("2001:db8:ff::12".parse().expect("address"))
     );
     assert_eq!(attributes.as_path, [65020, 65000]);
 }
