@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Line tables are enough for backtraces and keep 2-core builds fast.
 export CARGO_PROFILE_DEV_DEBUG ?= line-tables-only
 
-.PHONY: deps build demo test fmt lint unit
+.PHONY: deps build demo test fmt lint unit fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -37,4 +37,9 @@ unit: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-test: fmt lint unit
+# A bounded fuzz run of BGP message decoding (cargo-fuzz needs nightly
+# flags for the sanitizer: RUSTC_BOOTSTRAP, see DESIGN.md).
+fuzz: deps
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run decode corpus/decode -- -max_total_time=30 -rss_limit_mb=2048
+
+test: fmt lint unit fuzz

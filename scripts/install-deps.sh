@@ -36,6 +36,9 @@ if ! command -v cargo >/dev/null; then
   echo "install-deps: no Rust toolchain (cargo) on PATH; ixgate needs Rust 1.95 or later from rustup" >&2
   exit 1
 fi
+# The fuzzer's driver, from crates.io.
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
+
 if command -v rustup >/dev/null; then
   for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
