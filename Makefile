@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Line tables are enough for backtraces and keep 2-core builds fast.
 export CARGO_PROFILE_DEV_DEBUG ?= line-tables-only
 
-.PHONY: deps build demo test fmt lint unit fuzz
+.PHONY: deps build demo test fmt lint unit fuzz bench
 
 deps:
 	@scripts/install-deps.sh
@@ -43,3 +43,8 @@ fuzz: deps
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run decode corpus/decode -- -max_total_time=30 -rss_limit_mb=2048
 
 test: fmt lint unit fuzz
+
+# Benchmarks print figures side by side with their yardstick.
+bench: deps
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) bench --bench bgp_propagation

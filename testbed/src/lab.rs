@@ -197,16 +197,18 @@ impl Lab {
                     (*software, peering::telco_setup(node, telco, &site)?)
                 }
                 Role::Ixgate {
-                    runs: IxgateRuns::GobgpStandIn,
+                    runs: runs @ (IxgateRuns::GobgpStandIn | IxgateRuns::BirdStandIn),
                     ..
                 } => {
                     let config = site
                         .get(&node.name)
                         .ok_or_else(|| LabError::NoSuchNode(node.name.clone()))?;
-                    (
-                        RouterSoftware::Gobgp,
-                        peering::stand_in_setup(node, config)?,
-                    )
+                    let software = if *runs == IxgateRuns::BirdStandIn {
+                        RouterSoftware::Bird
+                    } else {
+                        RouterSoftware::Gobgp
+                    };
+                    (software, peering::stand_in_setup(node, config)?)
                 }
                 _ => continue,
             };

@@ -183,6 +183,9 @@ pub enum IxgateRuns {
     GobgpStandIn,
     /// `ixgate run` itself.
     Appliance,
+    /// BIRD announcing what the node's plan says: the yardstick the
+    /// appliance's speaker is measured against.
+    BirdStandIn,
     /// Nothing: the test starts what it needs.
     Nothing,
 }

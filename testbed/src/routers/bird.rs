@@ -29,6 +29,21 @@ pub fn config(setup: &RouterSetup, log: &Path) -> String {
         id = setup.router_id,
         log = log.display(),
     );
+    for (name, family, is_v4) in [("originate4", "ipv4", true), ("originate6", "ipv6", false)] {
+        let routes: Vec<String> = setup
+            .originate
+            .iter()
+            .filter(|prefix| prefix.addr().is_ipv4() == is_v4)
+            .map(|prefix| format!("route {prefix} blackhole;"))
+            .collect();
+        if !routes.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nprotocol static {name} {{ {family}; {} }}",
+                routes.join(" ")
+            );
+        }
+    }
     for neighbor in &setup.neighbors {
         let (unicast, flow, table) = if neighbor.address.is_ipv4() {
             ("ipv4", "flow4", "4")
@@ -48,6 +63,36 @@ pub fn config(setup: &RouterSetup, log: &Path) -> String {
             );
         }
         out.push_str("  accept;\n}\n");
+        // What we originate (as a stand-in for an ixgate node), with this
+        // neighbour's prepends and communities; nothing else.
+        let export = if setup.originate.is_empty() {
+            "none".to_owned()
+        } else {
+            let name = format!("to_{}", neighbor.name);
+            let _ = write!(
+                out,
+                "\nfilter {name} {{\n  if proto = \"originate4\" || proto = \"originate6\" then {{\n"
+            );
+            for _ in 0..neighbor.prepends {
+                let _ = writeln!(out, "    bgp_path.prepend({});", setup.asn);
+            }
+            for community in &neighbor.communities {
+                let _ = writeln!(
+                    out,
+                    "    bgp_community.add(({},{}));",
+                    community.asn, community.value
+                );
+            }
+            for large in &neighbor.large_communities {
+                let _ = writeln!(
+                    out,
+                    "    bgp_large_community.add(({},{},{}));",
+                    large.global, large.local1, large.local2
+                );
+            }
+            out.push_str("    accept;\n  }\n  reject;\n}\n");
+            format!("filter {name}")
+        };
         let _ = write!(
             out,
             "\nprotocol bgp {name} {{\n  local {local} as {asn};\n  neighbor {address} as {peer_asn};\n  hold time {hold};\n  connect retry time 1;\n",
@@ -66,7 +111,7 @@ pub fn config(setup: &RouterSetup, log: &Path) -> String {
         }
         let _ = writeln!(
             out,
-            "  {unicast} {{ import filter {filter}; export none; }};"
+            "  {unicast} {{ import filter {filter}; export {export}; }};"
         );
         if neighbor.flowspec {
             let _ = writeln!(
