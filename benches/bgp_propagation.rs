@@ -85,6 +85,40 @@ fn summary(samples: &mut [Duration]) -> (f64, f64) {
     (at(50), at(95))
 }
 
+#[derive(Default)]
+struct Times {
+    announce: Vec<Duration>,
+    withdraw: Vec<Duration>,
+}
+
+fn report(ixgate: &mut Times, bird: &mut Times) {
+    let (ixgate_announce, ixgate_announce_p95) = summary(&mut ixgate.announce);
+    let (ixgate_withdraw, ixgate_withdraw_p95) = summary(&mut ixgate.withdraw);
+    let (bird_announce, bird_announce_p95) = summary(&mut bird.announce);
+    let (bird_withdraw, bird_withdraw_p95) = summary(&mut bird.withdraw);
+    println!(
+        "BGP propagation to a BIRD peer (telco-a, route change in its kernel), {TRIALS} trials each"
+    );
+    println!("from the call (ixgate ctl drain/undrain; birdc disable/enable of a static protocol)");
+    println!(
+        "{:<14} {:>22} {:>22}",
+        "speaker", "announce median/p95", "withdraw median/p95"
+    );
+    println!(
+        "{:<14} {:>14.1} / {:>5.1} ms {:>14.1} / {:>5.1} ms",
+        "ixgate", ixgate_announce, ixgate_announce_p95, ixgate_withdraw, ixgate_withdraw_p95
+    );
+    println!(
+        "{:<14} {:>14.1} / {:>5.1} ms {:>14.1} / {:>5.1} ms",
+        "BIRD 2.0.12", bird_announce, bird_announce_p95, bird_withdraw, bird_withdraw_p95
+    );
+    println!(
+        "ratio ixgate/BIRD (median): announce {:.2}, withdraw {:.2}",
+        ixgate_announce / bird_announce,
+        ixgate_withdraw / bird_withdraw
+    );
+}
+
 fn main() -> Result<(), Error> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/topologies/lab.toml");
     let mut topology = Topology::load(&path)?;
@@ -137,30 +171,28 @@ fn main() -> Result<(), Error> {
     // Only one speaker announces at a time: BIRD's stand-in off first.
     run(&mut birdc("disable"))?;
     expect::gone(bird, Family::Ipv4, PREFIX, "198.51.100.12")?;
-    let mut ixgate_announce = Vec::new();
-    let mut ixgate_withdraw = Vec::new();
+    let mut ixgate_times = Times::default();
     for _ in 0..TRIALS {
-        ixgate_withdraw.push(time_change(
+        ixgate_times.withdraw.push(time_change(
             &changes,
             &mut || run(&mut ctl("drain")),
             &deleted,
         )?);
-        ixgate_announce.push(time_change(
+        ixgate_times.announce.push(time_change(
             &changes,
             &mut || run(&mut ctl("undrain")),
             &added_via("198.51.100.11"),
         )?);
     }
     time_change(&changes, &mut || run(&mut ctl("drain")), &deleted)?;
-    let mut bird_announce = Vec::new();
-    let mut bird_withdraw = Vec::new();
+    let mut bird_times = Times::default();
     for _ in 0..TRIALS {
-        bird_announce.push(time_change(
+        bird_times.announce.push(time_change(
             &changes,
             &mut || run(&mut birdc("enable")),
             &added_via("198.51.100.12"),
         )?);
-        bird_withdraw.push(time_change(
+        bird_times.withdraw.push(time_change(
             &changes,
             &mut || run(&mut birdc("disable")),
             &deleted,
@@ -168,31 +200,6 @@ fn main() -> Result<(), Error> {
     }
     let _ = monitor_process.kill();
     let _ = monitor_process.wait();
-
-    let (ia, ia95) = summary(&mut ixgate_announce);
-    let (iw, iw95) = summary(&mut ixgate_withdraw);
-    let (ba, ba95) = summary(&mut bird_announce);
-    let (bw, bw95) = summary(&mut bird_withdraw);
-    println!(
-        "BGP propagation to a BIRD peer (telco-a, route change in its kernel), {TRIALS} trials each"
-    );
-    println!("from the call (ixgate ctl drain/undrain; birdc disable/enable of a static protocol)");
-    println!(
-        "{:<14} {:>22} {:>22}",
-        "speaker", "announce median/p95", "withdraw median/p95"
-    );
-    println!(
-        "{:<14} {:>14.1} / {:>5.1} ms {:>14.1} / {:>5.1} ms",
-        "ixgate", ia, ia95, iw, iw95
-    );
-    println!(
-        "{:<14} {:>14.1} / {:>5.1} ms {:>14.1} / {:>5.1} ms",
-        "BIRD 2.0.12", ba, ba95, bw, bw95
-    );
-    println!(
-        "ratio ixgate/BIRD (median): announce {:.2}, withdraw {:.2}",
-        ia / ba,
-        iw / bw
-    );
+    report(&mut ixgate_times, &mut bird_times);
     Ok(())
 }

@@ -33,53 +33,21 @@ fn lab(telco_b: RouterSoftware) -> Lab {
     Lab::start(topology).expect("lab starts")
 }
 
-/// Each telco hears the anycast prefixes from both nodes; its paired node's
-/// path is the shortest (telco-a: node-1 plain, node-2 with 2 prepends;
-/// telco-b: node-2 plain, node-1 with 3).
+/// Every telco hears the anycast prefixes from both nodes as the plans
+/// say; and, spelled out once, telco-b hears node-2 plain and node-1 with
+/// its 3 prepends.
 fn expect_anycast_with_prepends(lab: &Lab) {
-    for (telco, family, prefix, paired, other, prepends) in [
-        (
-            "telco-a",
-            Family::Ipv4,
-            "192.0.2.0/24",
-            "198.51.100.11",
-            "198.51.100.12",
-            2,
-        ),
-        (
-            "telco-a",
-            Family::Ipv6,
-            "2001:db8:100::/48",
-            "2001:db8:ff::11",
-            "2001:db8:ff::12",
-            2,
-        ),
-        (
-            "telco-b",
-            Family::Ipv4,
-            "192.0.2.0/24",
-            "198.51.100.12",
-            "198.51.100.11",
-            3,
-        ),
-        (
-            "telco-b",
-            Family::Ipv6,
-            "2001:db8:100::/48",
-            "2001:db8:ff::12",
-            "2001:db8:ff::11",
-            3,
-        ),
-    ] {
-        let router = lab.router(telco).expect("router");
-        expect::as_paths(
-            router,
-            family,
-            prefix,
-            &[(paired, vec![65000]), (other, vec![65000; 1 + prepends])],
-        )
-        .expect("anycast prefix with the planned prepends");
-    }
+    expect::anycast_as_planned(lab).expect("anycast prefixes with the planned prepends");
+    expect::as_paths(
+        lab.router("telco-b").expect("router"),
+        Family::Ipv6,
+        "2001:db8:100::/48",
+        &[
+            ("2001:db8:ff::12", vec![65000]),
+            ("2001:db8:ff::11", vec![65000; 4]),
+        ],
+    )
+    .expect("telco-b: node-2 shortest");
 }
 
 fn rule(destination: &str, protocol: u8, port: u16, rate: f32) -> FlowRoute {

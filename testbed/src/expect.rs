@@ -75,6 +75,44 @@ pub fn as_paths(
     )
 }
 
+/// Waits until every telco router holds every ixgate node's anycast
+/// prefixes with the AS path the node's plan gives for that telco: the
+/// paired node's shortest, the others with their prepends.
+pub fn anycast_as_planned(lab: &Lab) -> Result<(), LabError> {
+    for node in &lab.topology().nodes {
+        let crate::topology::Role::Telco { telco, .. } = &node.role else {
+            continue;
+        };
+        let router = lab.router(&node.name)?;
+        for family in [Family::Ipv4, Family::Ipv6] {
+            let mut expected: Vec<(String, String, Vec<u32>)> = Vec::new();
+            for config in lab.site().values() {
+                let plan = ixgate_policy::plan(config, &ixgate_policy::Drained::Nothing);
+                for peer in plan.peers.iter().filter(|p| {
+                    p.telco.as_str() == telco && p.neighbor.is_ipv4() == (family == Family::Ipv4)
+                }) {
+                    for prefix in &peer.announce {
+                        let path = peer.as_path.iter().map(|asn| asn.get()).collect();
+                        expected.push((prefix.to_string(), peer.local.to_string(), path));
+                    }
+                }
+            }
+            let mut prefixes: Vec<&String> = expected.iter().map(|(prefix, ..)| prefix).collect();
+            prefixes.sort();
+            prefixes.dedup();
+            for prefix in prefixes {
+                let paths: Vec<(&str, Vec<u32>)> = expected
+                    .iter()
+                    .filter(|(p, ..)| p == prefix)
+                    .map(|(_, from, path)| (from.as_str(), path.clone()))
+                    .collect();
+                as_paths(router, family, prefix, &paths)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Waits until `router` no longer holds `prefix` from `from`.
 pub fn gone(router: &Router, family: Family, prefix: &str, from: &str) -> Result<(), LabError> {
     let from = address(from)?;

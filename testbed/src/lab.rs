@@ -147,6 +147,8 @@ pub struct Lab {
     name: String,
     run_dir: PathBuf,
     routers: BTreeMap<String, Router>,
+    /// The ixgate configuration of each ixgate node, as the lab runs it.
+    site: BTreeMap<String, ixgate_policy::Config>,
     /// How each router was started, to restart it.
     router_runs: BTreeMap<String, RouterRun>,
     /// The `nsenter` processes waiting on the lab's daemons; reaped on drop.
@@ -174,6 +176,7 @@ impl Lab {
             name,
             run_dir,
             routers: BTreeMap::new(),
+            site: BTreeMap::new(),
             router_runs: BTreeMap::new(),
             daemons: Vec::new(),
             sandbox,
@@ -239,6 +242,7 @@ impl Lab {
         for (node, dir) in appliances {
             lab.start_appliance(&node, &dir)?;
         }
+        lab.site = site;
         lab.keep_run_dir = false;
         Ok(lab)
     }
@@ -638,6 +642,11 @@ impl Lab {
         run.children = children;
         self.routers.insert(node.to_owned(), router);
         Ok(())
+    }
+
+    /// The ixgate configuration of each ixgate node, by node.
+    pub fn site(&self) -> &BTreeMap<String, ixgate_policy::Config> {
+        &self.site
     }
 
     /// The router running in `node` (a telco, or an ixgate stand-in).

@@ -9,15 +9,49 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use ixgate_testbed::Lab;
-use ixgate_testbed::routers::{Family, FlowRoute, Router, SessionState};
+use ixgate_testbed::routers::{Family, FlowRoute, Router};
 use ixgate_testbed::topology::{Role, RouterSoftware, Topology};
 use ixgate_testbed::wait::{self, NotYet};
+use ixgate_testbed::{Lab, expect};
 
 /// Sessions come up within a few seconds (connect retry is 1 s); the
 /// deadline is generous for a loaded CI machine.
-const SESSION_DEADLINE: Duration = Duration::from_mins(1);
-const ROUTE_DEADLINE: Duration = Duration::from_secs(30);
+const NODE_ADDRESSES: [&str; 4] = [
+    "198.51.100.11",
+    "198.51.100.12",
+    "2001:db8:ff::11",
+    "2001:db8:ff::12",
+];
+const ROUTE_DEADLINE: Duration = expect::ROUTE_DEADLINE;
+
+fn wait_established(lab: &Lab, telco: &str) {
+    expect::established(lab.router(telco).expect("router"), &NODE_ADDRESSES).expect("sessions up");
+}
+
+/// Every telco hears the anycast prefixes from both nodes as the plans
+/// say; and, spelled out once, telco-a hears node-1 plain and node-2 with
+/// its 2 prepends.
+fn wait_anycast_with_prepends(lab: &Lab) {
+    expect::anycast_as_planned(lab).expect("anycast prefixes with the planned prepends");
+    expect::as_paths(
+        lab.router("telco-a").expect("router"),
+        Family::Ipv4,
+        "192.0.2.0/24",
+        &[
+            ("198.51.100.11", vec![65000]),
+            ("198.51.100.12", vec![65000; 3]),
+        ],
+    )
+    .expect("telco-a: node-1 shortest");
+}
+
+fn wait_flow(router: &Router, family: Family, expected: &FlowRoute) -> FlowRoute {
+    expect::flow(router, family, expected).expect("flow rule arrives")
+}
+
+fn kernel_route_type(lab: &Lab, node: &str, prefix: &str) -> Result<String, String> {
+    expect::kernel_route_type(lab, node, prefix)
+}
 
 fn topology() -> Topology {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/lab.toml");
@@ -26,95 +60,6 @@ fn topology() -> Topology {
 
 fn lab() -> Lab {
     Lab::start(topology()).expect("lab starts")
-}
-
-const NODE_ADDRESSES: [&str; 4] = [
-    "198.51.100.11",
-    "198.51.100.12",
-    "2001:db8:ff::11",
-    "2001:db8:ff::12",
-];
-
-fn wait_established(lab: &Lab, telco: &str) {
-    let router = lab.router(telco).expect("router");
-    for neighbor in NODE_ADDRESSES {
-        wait::until(
-            SESSION_DEADLINE,
-            &format!("{telco} ↔ {neighbor} Established"),
-            || match router.session_state(ip(neighbor)) {
-                Ok(SessionState::Established) => Ok(()),
-                Ok(state) => Err(NotYet::Pending(format!("{state:?}"))),
-                Err(error) => Err(NotYet::Pending(error.to_string())),
-            },
-        )
-        .expect("session up");
-    }
-}
-
-/// Waits until each telco sees the anycast prefixes from both nodes, its
-/// paired node's path with no prepends and the other's with the planned
-/// count (telco-a: 2, telco-b: 3).
-fn wait_anycast_with_prepends(lab: &Lab) {
-    for (telco, family, prefix, paired, other, other_prepends) in [
-        (
-            "telco-a",
-            Family::Ipv4,
-            "192.0.2.0/24",
-            "198.51.100.11",
-            "198.51.100.12",
-            2,
-        ),
-        (
-            "telco-a",
-            Family::Ipv6,
-            "2001:db8:100::/48",
-            "2001:db8:ff::11",
-            "2001:db8:ff::12",
-            2,
-        ),
-        (
-            "telco-b",
-            Family::Ipv4,
-            "192.0.2.0/24",
-            "198.51.100.12",
-            "198.51.100.11",
-            3,
-        ),
-        (
-            "telco-b",
-            Family::Ipv6,
-            "2001:db8:100::/48",
-            "2001:db8:ff::12",
-            "2001:db8:ff::11",
-            3,
-        ),
-    ] {
-        let router = lab.router(telco).expect("router");
-        wait::until(
-            ROUTE_DEADLINE,
-            &format!("{telco}: {prefix} from both nodes"),
-            || {
-                let table = router
-                    .unicast_routes(family)
-                    .map_err(|e| NotYet::Pending(e.to_string()))?;
-                let path_from = |node: &str| {
-                    table
-                        .iter()
-                        .find(|r| r.prefix.to_string() == prefix && r.from == ip(node))
-                        .map(|r| r.as_path.clone())
-                };
-                match (path_from(paired), path_from(other)) {
-                    (Some(short), Some(long))
-                        if short == [65000] && long == vec![65000; 1 + other_prepends] =>
-                    {
-                        Ok(())
-                    }
-                    seen => Err(NotYet::Pending(format!("{seen:?} in {table:?}"))),
-                }
-            },
-        )
-        .expect("anycast prefix with the planned prepends");
-    }
 }
 
 /// Has node-1's stand-in originate a discard rule for TCP port 443 to
@@ -159,33 +104,6 @@ fn originate_flow_rules(lab: &Lab) {
             "1000",
         ])
         .expect("v6 rule");
-}
-
-/// Waits until `router` holds the rule from node-1.
-fn wait_flow(router: &Router, family: Family, expected: &FlowRoute) -> FlowRoute {
-    wait::until(
-        ROUTE_DEADLINE,
-        &format!("{}: {:?} rule from node-1", router.node, family),
-        || {
-            let table = router
-                .flow_routes(family)
-                .map_err(|e| NotYet::Pending(e.to_string()))?;
-            table
-                .iter()
-                .find(|r| {
-                    r.destination == expected.destination
-                        && r.protocol == expected.protocol
-                        && r.destination_port == expected.destination_port
-                        && r.rate_bytes == expected.rate_bytes
-                        && r.from.is_none_or(|from| {
-                            from == ip("198.51.100.11") || from == ip("2001:db8:ff::11")
-                        })
-                })
-                .cloned()
-                .ok_or_else(|| NotYet::Pending(format!("{table:?}")))
-        },
-    )
-    .expect("flow rule arrives")
 }
 
 fn discard_tcp_443() -> FlowRoute {
@@ -447,21 +365,6 @@ fn the_origin_logs_every_request_and_sees_the_clients_certificate() {
         other => panic!("{other:?}"),
     }
     assert_eq!(lab.origin_requests("origin-a").expect("log").len(), 2);
-}
-
-/// The kernel route type for `prefix` in `node`: "blackhole", "unicast", …
-fn kernel_route_type(lab: &Lab, node: &str, prefix: &str) -> Result<String, String> {
-    let family = if prefix.contains(':') { "-6" } else { "-4" };
-    let output = lab
-        .exec(node, "ip", &[family, "-j", "route", "show", prefix])
-        .map_err(|error| error.to_string())?;
-    let routes: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|error| error.to_string())?;
-    let route = routes
-        .as_array()
-        .and_then(|routes| routes.first())
-        .ok_or_else(|| format!("no route in {routes}"))?;
-    Ok(route["type"].as_str().unwrap_or("unicast").to_owned())
 }
 
 #[test]
