@@ -33,9 +33,14 @@ pub enum Request {
         peer: IpAddr,
     },
     ShowMitigations,
-    /// Withdraw the anycast prefixes from every telco.
-    Drain,
-    Undrain,
+    /// Withdraw the anycast prefixes from one telco, or from all.
+    Drain {
+        telco: Option<String>,
+    },
+    /// Announce them again to that telco, or to all.
+    Undrain {
+        telco: Option<String>,
+    },
     FlowAdd(FlowSpec),
     FlowRemove(FlowSpec),
     BlackholeAdd {

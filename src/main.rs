@@ -72,10 +72,16 @@ enum CtlCommand {
         #[command(subcommand)]
         what: Show,
     },
-    /// Withdraw the anycast prefixes from every telco.
-    Drain,
-    /// Announce them again.
-    Undrain,
+    /// Withdraw the anycast prefixes from every telco, or from one.
+    Drain {
+        #[arg(long)]
+        telco: Option<String>,
+    },
+    /// Announce them again, to every telco or to one.
+    Undrain {
+        #[arg(long)]
+        telco: Option<String>,
+    },
     /// Originate or take back a Flowspec rule or an RTBH route.
     Mitigate {
         #[command(subcommand)]
@@ -203,8 +209,8 @@ fn ctl(
         CtlCommand::Show {
             what: Show::Mitigations,
         } => Request::ShowMitigations,
-        CtlCommand::Drain => Request::Drain,
-        CtlCommand::Undrain => Request::Undrain,
+        CtlCommand::Drain { telco } => Request::Drain { telco },
+        CtlCommand::Undrain { telco } => Request::Undrain { telco },
         CtlCommand::Mitigate {
             action: MitigateAction::Add { what },
         } => mitigation(what, true),

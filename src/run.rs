@@ -50,7 +50,10 @@ pub struct Appliance {
 
 #[derive(Default)]
 struct State {
+    /// The whole node is drained.
     drained: bool,
+    /// Telcos drained one by one.
+    drained_telcos: std::collections::BTreeSet<ixgate_policy::types::Name>,
     graceful_shutdown: bool,
     flows: Vec<FlowSpec>,
     blackholes: Vec<ipnet::IpNet>,
@@ -63,7 +66,7 @@ impl Appliance {
         let drained = if state.drained {
             Drained::All
         } else {
-            Drained::Nothing
+            Drained::Telcos(state.drained_telcos.clone())
         };
         let plan = ixgate_policy::plan(&self.config, &drained);
         let originate = Originate {
@@ -98,13 +101,29 @@ impl Appliance {
             Request::ShowMitigations => match self.state.lock() {
                 Ok(state) => Answer::data(serde_json::json!({
                     "drained": state.drained,
+                    "drained_telcos": state.drained_telcos,
                     "flows": state.flows,
                     "blackholes": state.blackholes,
                 })),
                 Err(_) => Answer::error("state lock poisoned".into()),
             },
-            Request::Drain => self.change(|state| state.drained = true),
-            Request::Undrain => self.change(|state| state.drained = false),
+            Request::Drain { telco: None } => self.change(|state| state.drained = true),
+            Request::Undrain { telco: None } => self.change(|state| {
+                state.drained = false;
+                state.drained_telcos.clear();
+            }),
+            Request::Drain { telco: Some(telco) } => match self.telco_name(&telco) {
+                Ok(name) => self.change(|state| {
+                    state.drained_telcos.insert(name);
+                }),
+                Err(answer) => answer,
+            },
+            Request::Undrain { telco: Some(telco) } => match self.telco_name(&telco) {
+                Ok(name) => self.change(|state| {
+                    state.drained_telcos.remove(&name);
+                }),
+                Err(answer) => answer,
+            },
             Request::FlowAdd(flow) => self.change(|state| {
                 if !state.flows.contains(&flow) {
                     state.flows.push(flow);
@@ -120,6 +139,16 @@ impl Appliance {
                 self.change(|state| state.blackholes.retain(|p| *p != prefix))
             }
         }
+    }
+
+    /// A configured telco's name, or the answer saying there is none.
+    fn telco_name(&self, telco: &str) -> Result<ixgate_policy::types::Name, Answer> {
+        self.config
+            .telcos
+            .iter()
+            .map(|t| t.name.clone())
+            .find(|name| name.as_str() == telco)
+            .ok_or_else(|| Answer::error(format!("no telco {telco}")))
     }
 
     /// Waits until no established session still advertises anything, or

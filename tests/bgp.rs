@@ -100,6 +100,84 @@ fn ixgate_speaks_bgp_with_bird_and_frr_and_drains() {
     .expect("node-2 still there");
     lab.ctl("node-1", &["undrain"]).expect("undrain");
     expect_anycast_with_prepends(&lab);
+
+    // Drain toward telco-a only: telco-b keeps node-1's path.
+    lab.ctl("node-1", &["drain", "--telco", "telco-a"])
+        .expect("drain telco-a");
+    expect::gone(bird, Family::Ipv4, "192.0.2.0/24", "198.51.100.11")
+        .expect("withdrawn from telco-a");
+    expect::as_paths(
+        frr,
+        Family::Ipv4,
+        "192.0.2.0/24",
+        &[("198.51.100.11", vec![65000; 4])],
+    )
+    .expect("telco-b keeps it");
+    lab.ctl("node-1", &["undrain", "--telco", "telco-a"])
+        .expect("undrain telco-a");
+    expect_anycast_with_prepends(&lab);
+
+    // A ROUTE-REFRESH from BIRD (RFC 2918) is answered.
+    bird.cli(&["reload", "in", "node_1_v4"])
+        .expect("BIRD asks for a refresh");
+    ixgate_testbed::wait::until(expect::ROUTE_DEADLINE, "the refresh to be answered", || {
+        let peers = lab
+            .ctl("node-1", &["show", "peers"])
+            .map_err(|e| ixgate_testbed::wait::NotYet::Pending(e.to_string()))?;
+        let answered = peers
+            .as_array()
+            .and_then(|peers| peers.iter().find(|p| p["neighbor"] == "198.51.100.1"))
+            .and_then(|peer| peer["refreshes_answered"].as_u64())
+            .unwrap_or_default();
+        if answered >= 1 {
+            Ok(())
+        } else {
+            Err(ixgate_testbed::wait::NotYet::Pending(format!("{peers}")))
+        }
+    })
+    .expect("refresh answered");
+}
+
+#[test]
+fn sigterm_announces_graceful_shutdown_then_withdraws() {
+    use ixgate_testbed::wait::{self, NotYet};
+    let lab = lab(RouterSoftware::Frr);
+    let bird = lab.router("telco-a").expect("router");
+    expect::established(bird, &NODES).expect("sessions with BIRD");
+    expect_anycast_with_prepends(&lab);
+
+    lab.terminate_appliance("node-1").expect("SIGTERM");
+    // RFC 8326: first the route carries GRACEFUL_SHUTDOWN (65535:0) …
+    wait::until(
+        expect::ROUTE_DEADLINE,
+        "node-1's route with GRACEFUL_SHUTDOWN",
+        || {
+            let table = bird
+                .unicast_routes(Family::Ipv4)
+                .map_err(|e| NotYet::Pending(e.to_string()))?;
+            let from_node_1 = table.iter().find(|r| r.from.to_string() == "198.51.100.11");
+            match from_node_1 {
+                Some(route)
+                    if route
+                        .communities
+                        .contains(&"65535:0".parse().expect("community")) =>
+                {
+                    Ok(())
+                }
+                _ => Err(NotYet::Pending(format!("{table:?}"))),
+            }
+        },
+    )
+    .expect("graceful shutdown announced");
+    // … then it is withdrawn, and node-2's path remains.
+    expect::gone(bird, Family::Ipv4, "192.0.2.0/24", "198.51.100.11").expect("then withdrawn");
+    expect::as_paths(
+        bird,
+        Family::Ipv4,
+        "192.0.2.0/24",
+        &[("198.51.100.12", vec![65000; 3])],
+    )
+    .expect("node-2 still announces");
 }
 
 #[test]

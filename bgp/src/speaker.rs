@@ -67,6 +67,8 @@ pub struct PeerStatus {
     pub established_for: Option<u64>,
     /// How many times the session has come up: a flap shows here.
     pub established_count: u64,
+    /// ROUTE-REFRESH requests answered (RFC 2918).
+    pub refreshes_answered: u64,
     pub families: Vec<String>,
     pub received: usize,
     pub advertised: usize,
@@ -212,6 +214,7 @@ impl Speaker {
                     state: format!("{:?}", State::Idle),
                     established_for: None,
                     established_count: 0,
+                    refreshes_answered: 0,
                     families: Vec::new(),
                     received: 0,
                     advertised: 0,
@@ -744,6 +747,9 @@ impl PeerTask {
                     }
                 }
                 Action::RouteRefresh(family) => {
+                    if let Ok(mut shared) = self.shared.lock() {
+                        shared.status.refreshes_answered += 1;
+                    }
                     let full: Vec<Update> = self
                         .rib_out
                         .full()

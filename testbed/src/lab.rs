@@ -33,11 +33,9 @@ const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 /// reaped.
 fn stop_daemon(nsenter: &mut std::process::Child) -> Result<(), LabError> {
     let pid = nsenter.id();
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    for daemon in children.split_whitespace() {
+    for daemon in daemon_pids(nsenter) {
         let _ = std::process::Command::new("kill")
-            .args(["-TERM", daemon])
+            .args(["-TERM", &daemon])
             .status();
     }
     wait::until(
@@ -49,6 +47,16 @@ fn stop_daemon(nsenter: &mut std::process::Child) -> Result<(), LabError> {
             Err(error) => Err(NotYet::Failed(error.to_string())),
         },
     )
+}
+
+/// The daemon an `nsenter` waits on (its only child), as host PIDs.
+fn daemon_pids(nsenter: &std::process::Child) -> Vec<String> {
+    let pid = nsenter.id();
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Where an origin logs its requests, in its node's run directory.
@@ -149,6 +157,8 @@ pub struct Lab {
     routers: BTreeMap<String, Router>,
     /// The ixgate configuration of each ixgate node, as the lab runs it.
     site: BTreeMap<String, ixgate_policy::Config>,
+    /// The `nsenter`s that wait on each node's `ixgate run`.
+    appliances: BTreeMap<String, Child>,
     /// How each router was started, to restart it.
     router_runs: BTreeMap<String, RouterRun>,
     /// The `nsenter` processes waiting on the lab's daemons; reaped on drop.
@@ -178,6 +188,7 @@ impl Lab {
             routers: BTreeMap::new(),
             site: BTreeMap::new(),
             router_runs: BTreeMap::new(),
+            appliances: BTreeMap::new(),
             daemons: Vec::new(),
             sandbox,
             floods: std::sync::atomic::AtomicU32::new(0),
@@ -425,7 +436,7 @@ impl Lab {
             what: format!("ixgate in {node}"),
             source,
         })?;
-        self.daemons.push(child);
+        self.appliances.insert(node.to_owned(), child);
         wait::until(
             ORIGIN_DEADLINE,
             &format!("ixgate in {node} to answer"),
@@ -443,6 +454,21 @@ impl Lab {
                 }
             },
         )
+    }
+
+    /// Sends SIGTERM to the appliance in `node` (by PID) and returns at
+    /// once: its graceful shutdown can then be watched from the telcos.
+    pub fn terminate_appliance(&self, node: &str) -> Result<(), LabError> {
+        let nsenter = self
+            .appliances
+            .get(node)
+            .ok_or_else(|| LabError::NoSuchNode(node.to_owned()))?;
+        for pid in daemon_pids(nsenter) {
+            let mut kill = std::process::Command::new("kill");
+            kill.args(["-TERM", &pid]);
+            SandboxHandle::run(kill)?;
+        }
+        Ok(())
     }
 
     /// The control socket of the appliance in `node`.
@@ -666,7 +692,12 @@ impl Drop for Lab {
             .router_runs
             .values_mut()
             .flat_map(|run| run.children.iter_mut());
-        for daemon in self.daemons.iter_mut().chain(routers) {
+        for daemon in self
+            .daemons
+            .iter_mut()
+            .chain(routers)
+            .chain(self.appliances.values_mut())
+        {
             let _ = daemon.wait();
         }
         if self.keep_run_dir || std::thread::panicking() {
