@@ -71,3 +71,31 @@ pub fn routes(peer: IpAddr, data: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_table() {
+        let data = serde_json::json!([{
+            "telco": "telco-a", "neighbor": "198.51.100.1", "remote_asn": 65010, "state": "Established",
+            "established_for": 12, "families": ["Ipv4Unicast", "Ipv4Flowspec"], "received": 0,
+            "advertised": 1, "last_error": null
+        }]);
+        let table = peers(&data);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].starts_with("TELCO    NEIGHBOUR     AS     STATE"),
+            "{table}"
+        );
+        assert!(
+            lines[1].starts_with("telco-a  198.51.100.1  65010  Established  12"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("Ipv4Unicast Ipv4Flowspec  0         1           -"),
+            "{table}"
+        );
+    }
+}

@@ -313,6 +313,16 @@ fn flow_action(action: &FlowSpecAction) -> Option<FlowAction> {
             Some(FlowAction::Action { sample, terminal })
         }
         FlowSpecAction::TrafficMarking { dscp } => Some(FlowAction::Marking(dscp)),
+        FlowSpecAction::Redirect2Octet { asn, value } => {
+            Some(FlowAction::Redirect2Octet { asn, value })
+        }
+        FlowSpecAction::Redirect4Octet { asn, value } => {
+            Some(FlowAction::Redirect4Octet { asn, value })
+        }
+        FlowSpecAction::RedirectIpv4 { addr, value } => Some(FlowAction::RedirectIpv4 {
+            address: addr,
+            value,
+        }),
         _ => None,
     }
 }
@@ -650,6 +660,12 @@ fn codec_action(action: FlowAction) -> FlowSpecAction {
             FlowSpecAction::TrafficAction { sample, terminal }
         }
         FlowAction::Marking(dscp) => FlowSpecAction::TrafficMarking { dscp },
+        FlowAction::Redirect2Octet { asn, value } => FlowSpecAction::Redirect2Octet { asn, value },
+        FlowAction::Redirect4Octet { asn, value } => FlowSpecAction::Redirect4Octet { asn, value },
+        FlowAction::RedirectIpv4 { address, value } => FlowSpecAction::RedirectIpv4 {
+            addr: address,
+            value,
+        },
     }
 }
 

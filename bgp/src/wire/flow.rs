@@ -161,6 +161,15 @@ pub enum FlowAction {
     Action { sample: bool, terminal: bool },
     /// traffic-marking: set this DSCP.
     Marking(u8),
+    /// redirect to the VRF with this route target, 2-octet AS form.
+    Redirect2Octet { asn: u16, value: u32 },
+    /// redirect, 4-octet AS form (RFC 7674).
+    Redirect4Octet { asn: u32, value: u16 },
+    /// redirect, IPv4-address form (RFC 7674).
+    RedirectIpv4 {
+        address: std::net::Ipv4Addr,
+        value: u16,
+    },
 }
 
 /// A whole rule: match and actions.
