@@ -1,4 +1,8 @@
 //! nftables over netlink: the rendered ruleset, atomic apply, counters,
-//! NFLOG sampling and the flood detector.
+//! NFLOG sampling, and the flood detector.
 //!
-//! Empty until the firewall issue: nothing here pretends to work yet.
+//! So far: the flood detector ([`detector`]), pure. The ruleset, its
+//! netlink builder, counters and sampling come with the rest of the
+//! firewall issue.
+
+pub mod detector;
