@@ -42,58 +42,53 @@ pub fn routes_for(plan: &Plan, peer: &PeerPlan, originate: &Originate) -> Vec<(N
         routes.push((Nlri::Unicast(prefix.net()), anycast.clone()));
     }
 
+    // Mitigations carry our AS alone (no prepends) and share the telco's
+    // limit, Flowspec first.
+    let mitigation = |next_hop, communities, flow_actions| Attributes {
+        origin: Origin::Igp,
+        as_path: own_path.clone(),
+        next_hop,
+        communities,
+        large_communities: Vec::new(),
+        flow_actions,
+    };
     let family = if peer.neighbor.is_ipv4() {
         FlowFamily::Ipv4
     } else {
         FlowFamily::Ipv6
     };
-    let limit = usize::from(peer.accepts.max_active_rules);
-    let mut rules = 0;
-    if peer.accepts.flowspec {
-        for rule in originate
-            .flows
-            .iter()
-            .filter(|rule| rule.matches.family == family)
-        {
-            if rules == limit {
-                break;
-            }
-            rules += 1;
-            let attributes = Attributes {
-                origin: Origin::Igp,
-                as_path: own_path.clone(),
-                next_hop: None,
-                communities: Vec::new(),
-                large_communities: Vec::new(),
-                flow_actions: rule.actions.clone(),
-            };
-            routes.push((Nlri::Flow(Box::new(rule.matches.clone())), attributes));
-        }
-    }
-    if let Some(rtbh_communities) = &peer.accepts.rtbh {
-        // RFC 7999 §3.2: a blackhole route must not leave the telco.
-        let mut communities = rtbh_communities.clone();
+    let flows = originate
+        .flows
+        .iter()
+        .filter(|rule| peer.accepts.flowspec && rule.matches.family == family)
+        .map(|rule| {
+            (
+                Nlri::Flow(Box::new(rule.matches.clone())),
+                mitigation(None, Vec::new(), rule.actions.clone()),
+            )
+        });
+    // RFC 7999 §3.2: a blackhole route must not leave the telco.
+    let rtbh_communities = peer.accepts.rtbh.as_ref().map(|communities| {
+        let mut communities = communities.clone();
         communities.push(Community::NO_EXPORT);
-        for prefix in originate
-            .blackholes
-            .iter()
-            .filter(|p| p.addr().is_ipv4() == peer.neighbor.is_ipv4())
-        {
-            if rules == limit {
-                break;
-            }
-            rules += 1;
-            let attributes = Attributes {
-                origin: Origin::Igp,
-                as_path: own_path.clone(),
-                next_hop: Some(peer.local),
-                communities: communities.clone(),
-                large_communities: Vec::new(),
-                flow_actions: Vec::new(),
-            };
-            routes.push((Nlri::Unicast(*prefix), attributes));
-        }
-    }
+        communities
+    });
+    let blackholes = originate
+        .blackholes
+        .iter()
+        .filter(|prefix| prefix.addr().is_ipv4() == peer.neighbor.is_ipv4())
+        .filter_map(|prefix| {
+            let communities = rtbh_communities.clone()?;
+            Some((
+                Nlri::Unicast(*prefix),
+                mitigation(Some(peer.local), communities, Vec::new()),
+            ))
+        });
+    routes.extend(
+        flows
+            .chain(blackholes)
+            .take(usize::from(peer.accepts.max_active_rules)),
+    );
     routes
 }
 
