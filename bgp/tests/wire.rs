@@ -307,6 +307,26 @@ fn a_bad_origin_is_treated_as_withdraw_rfc_7606() {
 }
 
 #[test]
+fn a_malformed_atomic_aggregate_is_discarded_and_the_route_kept_rfc_7606() {
+    // ORIGIN IGP, AS_PATH 65010, NEXT_HOP 198.51.100.1, and ATOMIC_AGGREGATE
+    // with a length of 1 (it has no value): RFC 7606 §7.6 says discard the
+    // attribute, keep the route.
+    let body = hex(
+        "00 00 00 18 40 01 01 00 40 02 06 02 01 00 00 fd f2 40 03 04 c6 33 64 01 40 06 01 00 18 c0 00 02",
+    );
+    let length = u16::try_from(19 + body.len()).expect("short");
+    let bytes = [vec![0xff; 16], length.to_be_bytes().to_vec(), vec![2], body].concat();
+    match decode_one(&bytes) {
+        Ok(Message::Update(update)) => {
+            assert_eq!(update.announced, [Nlri::Unicast(net("192.0.2.0/24"))]);
+            assert!(update.withdrawn.is_empty());
+            assert_eq!(update.attributes.expect("attributes").as_path, [65010]);
+        }
+        other => panic!("expected the route kept, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_missing_as_path_is_treated_as_withdraw() {
     // ORIGIN IGP and NEXT_HOP but no AS_PATH (RFC 7606 §3 d).
     let body = hex("00 00 00 0b 40 01 01 00 40 03 04 c6 33 64 01 18 c0 00 02");
