@@ -1,0 +1,375 @@
+//! Our own nf_tables message builder (linux/netfilter/nf_tables.h), on a
+//! plain netlink socket: tables, chains, counter objects and rules with
+//! the expressions the ruleset uses, sent as one batch that the kernel
+//! applies whole or not at all. The `nft` binary is only a test oracle.
+//!
+//! nf_tables integers are big-endian on the wire; attributes are netlink
+//! TLVs padded to 4 bytes, nested ones flagged `NLA_F_NESTED`.
+
+use std::io;
+
+use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
+
+/// nfnetlink subsystem of nf_tables.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_DELTABLE: u16 = 2;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_NEWOBJ: u16 = 18;
+
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_APPEND: u16 = 0x800;
+const NLMSG_ERROR: u16 = 2;
+const NLA_F_NESTED: u16 = 0x8000;
+
+/// Address families of nf_tables (NFPROTO_*).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Inet = 1,
+    Ipv4 = 2,
+    Netdev = 5,
+}
+
+/// Netlink TLV attributes being written.
+#[derive(Default)]
+struct Attributes {
+    bytes: Vec<u8>,
+}
+
+impl Attributes {
+    fn put(&mut self, kind: u16, value: &[u8]) -> &mut Self {
+        let length = u16::try_from(4 + value.len()).unwrap_or(u16::MAX);
+        self.bytes.extend_from_slice(&length.to_ne_bytes());
+        self.bytes.extend_from_slice(&kind.to_ne_bytes());
+        self.bytes.extend_from_slice(value);
+        while !self.bytes.len().is_multiple_of(4) {
+            self.bytes.push(0);
+        }
+        self
+    }
+
+    fn string(&mut self, kind: u16, value: &str) -> &mut Self {
+        let mut bytes = value.as_bytes().to_vec();
+        bytes.push(0);
+        self.put(kind, &bytes)
+    }
+
+    fn be32(&mut self, kind: u16, value: u32) -> &mut Self {
+        self.put(kind, &value.to_be_bytes())
+    }
+
+    fn nested(&mut self, kind: u16, fill: impl FnOnce(&mut Self)) -> &mut Self {
+        let mut inner = Self::default();
+        fill(&mut inner);
+        self.put(kind | NLA_F_NESTED, &inner.bytes)
+    }
+}
+
+/// Where a payload expression reads from (NFT_PAYLOAD_*_HEADER).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Header {
+    Link = 0,
+    Network = 1,
+    Transport = 2,
+}
+
+/// A verdict (NF_DROP, NF_ACCEPT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Drop = 0,
+    Accept = 1,
+}
+
+/// The expressions rules are built from, each loading into or reading
+/// register 1 (NFT_REG_1) where it uses one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expression {
+    /// `meta load KEY => reg 1` (NFT_META_PROTOCOL = 1, NFT_META_L4PROTO = 16).
+    Meta { key: u32 },
+    /// `payload load LEN @ HEADER + OFFSET => reg 1`.
+    Payload {
+        header: Header,
+        offset: u32,
+        length: u32,
+    },
+    /// `cmp eq reg 1 DATA` (NFT_CMP_EQ = 0, NFT_CMP_NEQ = 1).
+    Compare { not: bool, data: Vec<u8> },
+    /// `bitwise reg 1 = (reg 1 & MASK) ^ 0`.
+    Mask { mask: Vec<u8> },
+    /// An anonymous counter.
+    Counter,
+    /// `objref`: count into the named counter object.
+    NamedCounter(String),
+    /// `immediate reg 0 VERDICT`.
+    Verdict(Verdict),
+}
+
+/// NFT_META_* keys used by the ruleset.
+pub mod meta {
+    /// The EtherType (netdev) or network protocol.
+    pub const PROTOCOL: u32 = 1;
+    /// The transport protocol.
+    pub const L4PROTO: u32 = 16;
+}
+
+const REG_1: u32 = 1;
+const REG_VERDICT: u32 = 0;
+/// NFT_OBJECT_COUNTER.
+const OBJECT_COUNTER: u32 = 1;
+
+impl Expression {
+    fn write(&self, list: &mut Attributes) {
+        // NFTA_LIST_ELEM (1) { NFTA_EXPR_NAME (1), NFTA_EXPR_DATA (2) }
+        list.nested(1, |element| {
+            let (name, data): (&str, Attributes) = match self {
+                Self::Meta { key } => {
+                    let mut data = Attributes::default();
+                    data.be32(1, REG_1).be32(2, *key);
+                    ("meta", data)
+                }
+                Self::Payload {
+                    header,
+                    offset,
+                    length,
+                } => {
+                    let mut data = Attributes::default();
+                    data.be32(1, REG_1)
+                        .be32(2, *header as u32)
+                        .be32(3, *offset)
+                        .be32(4, *length);
+                    ("payload", data)
+                }
+                Self::Compare { not, data: value } => {
+                    let mut data = Attributes::default();
+                    data.be32(1, REG_1).be32(2, u32::from(*not)).nested(3, |d| {
+                        d.put(1, value);
+                    });
+                    ("cmp", data)
+                }
+                Self::Mask { mask } => {
+                    let mut data = Attributes::default();
+                    let length = u32::try_from(mask.len()).unwrap_or(u32::MAX);
+                    data.be32(1, REG_1).be32(2, REG_1).be32(3, length);
+                    data.nested(4, |d| {
+                        d.put(1, mask);
+                    });
+                    data.nested(5, |d| {
+                        d.put(1, &vec![0; mask.len()]);
+                    });
+                    ("bitwise", data)
+                }
+                Self::Counter => {
+                    let mut data = Attributes::default();
+                    data.put(1, &0_u64.to_be_bytes())
+                        .put(2, &0_u64.to_be_bytes());
+                    ("counter", data)
+                }
+                Self::NamedCounter(name) => {
+                    let mut data = Attributes::default();
+                    data.be32(1, OBJECT_COUNTER).string(2, name);
+                    ("objref", data)
+                }
+                Self::Verdict(verdict) => {
+                    let mut data = Attributes::default();
+                    data.be32(1, REG_VERDICT).nested(2, |d| {
+                        d.nested(2, |v| {
+                            v.be32(1, *verdict as u32);
+                        });
+                    });
+                    ("immediate", data)
+                }
+            };
+            element.string(1, name);
+            element.put(2 | NLA_F_NESTED, &data.bytes);
+        });
+    }
+}
+
+/// A chain bound to a hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    /// NF_NETDEV_INGRESS = 0; for inet: NF_INET_PRE_ROUTING = 0, LOCAL_IN = 1.
+    pub hook: u32,
+    pub priority: i32,
+    /// The device of a netdev ingress chain.
+    pub device: Option<String>,
+    /// `policy accept` when true, else drop.
+    pub accept_by_default: bool,
+}
+
+/// One nf_tables transaction: everything in it applies, or nothing does.
+#[derive(Debug, Default)]
+pub struct Batch {
+    messages: Vec<u8>,
+    sequence: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error("netlink socket: {0}")]
+    Socket(#[from] io::Error),
+    #[error("the kernel refused the batch (message {sequence}): {error}")]
+    Refused { sequence: u32, error: io::Error },
+}
+
+impl Batch {
+    fn message(&mut self, kind: u16, flags: u16, family: Family, attributes: &Attributes) {
+        self.sequence += 1;
+        let length = u32::try_from(16 + 4 + attributes.bytes.len()).unwrap_or(u32::MAX);
+        let kind = (NFNL_SUBSYS_NFTABLES << 8) | kind;
+        self.messages.extend_from_slice(&length.to_ne_bytes());
+        self.messages.extend_from_slice(&kind.to_ne_bytes());
+        self.messages
+            .extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK | flags).to_ne_bytes());
+        self.messages
+            .extend_from_slice(&self.sequence.to_ne_bytes());
+        self.messages.extend_from_slice(&0_u32.to_ne_bytes());
+        // struct nfgenmsg: family, version 0, resource id (big-endian).
+        self.messages.extend_from_slice(&[family as u8, 0, 0, 0]);
+        self.messages.extend_from_slice(&attributes.bytes);
+    }
+
+    /// Creates the table (or keeps it, when it exists).
+    pub fn add_table(&mut self, family: Family, name: &str) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes.string(1, name);
+        self.message(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, &attributes);
+        self
+    }
+
+    /// Deletes the table with everything in it.
+    pub fn delete_table(&mut self, family: Family, name: &str) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes.string(1, name);
+        self.message(NFT_MSG_DELTABLE, 0, family, &attributes);
+        self
+    }
+
+    pub fn add_chain(&mut self, family: Family, table: &str, chain: &Chain) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes.string(1, table).string(3, &chain.name);
+        attributes.nested(4, |hook| {
+            hook.be32(1, chain.hook)
+                .put(2, &chain.priority.to_be_bytes());
+            if let Some(device) = &chain.device {
+                hook.string(3, device);
+            }
+        });
+        attributes
+            .be32(5, u32::from(chain.accept_by_default))
+            .string(7, "filter");
+        self.message(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, &attributes);
+        self
+    }
+
+    /// A named counter object.
+    pub fn add_counter(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes
+            .string(1, table)
+            .string(2, name)
+            .be32(3, OBJECT_COUNTER);
+        attributes.nested(4, |data| {
+            data.put(1, &0_u64.to_be_bytes())
+                .put(2, &0_u64.to_be_bytes());
+        });
+        self.message(NFT_MSG_NEWOBJ, NLM_F_CREATE, family, &attributes);
+        self
+    }
+
+    /// Appends a rule to a chain.
+    pub fn add_rule(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        expressions: &[Expression],
+    ) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes.string(1, table).string(2, chain);
+        attributes.nested(4, |list| {
+            for expression in expressions {
+                expression.write(list);
+            }
+        });
+        self.message(
+            NFT_MSG_NEWRULE,
+            NLM_F_CREATE | NLM_F_APPEND,
+            family,
+            &attributes,
+        );
+        self
+    }
+
+    /// The whole batch, framed by BATCH_BEGIN and BATCH_END.
+    fn framed(&self) -> Vec<u8> {
+        let frame = |kind: u16, sequence: u32| {
+            let mut bytes = Vec::with_capacity(20);
+            bytes.extend_from_slice(&20_u32.to_ne_bytes());
+            bytes.extend_from_slice(&kind.to_ne_bytes());
+            bytes.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+            bytes.extend_from_slice(&sequence.to_ne_bytes());
+            bytes.extend_from_slice(&0_u32.to_ne_bytes());
+            // nfgenmsg: AF_UNSPEC, version 0, res_id = NFNL_SUBSYS_NFTABLES.
+            bytes.extend_from_slice(&[0, 0]);
+            bytes.extend_from_slice(&NFNL_SUBSYS_NFTABLES.to_be_bytes());
+            bytes
+        };
+        let mut bytes = frame(NFNL_MSG_BATCH_BEGIN, 0);
+        bytes.extend_from_slice(&self.messages);
+        bytes.extend(frame(NFNL_MSG_BATCH_END, self.sequence + 1));
+        bytes
+    }
+
+    /// Sends the batch and waits for the kernel's answer to every message.
+    pub fn apply(&self) -> Result<(), NftError> {
+        let mut socket = Socket::new(NETLINK_NETFILTER)?;
+        socket.bind_auto()?;
+        socket.send(&self.framed(), 0)?;
+        let mut acknowledged = 0;
+        let mut buffer = Vec::with_capacity(1 << 16);
+        while acknowledged < self.sequence {
+            buffer.clear();
+            socket.recv(&mut buffer, 0)?;
+            let mut offset = 0;
+            while offset + 16 <= buffer.len() {
+                let field = |at: usize| {
+                    [
+                        buffer[offset + at],
+                        buffer[offset + at + 1],
+                        buffer[offset + at + 2],
+                        buffer[offset + at + 3],
+                    ]
+                };
+                let length = u32::from_ne_bytes(field(0)) as usize;
+                let kind = u16::from_ne_bytes([buffer[offset + 4], buffer[offset + 5]]);
+                let sequence = u32::from_ne_bytes(field(8));
+                if kind == NLMSG_ERROR && offset + 20 <= buffer.len() {
+                    let code = i32::from_ne_bytes(field(16));
+                    if code != 0 {
+                        return Err(NftError::Refused {
+                            sequence,
+                            error: io::Error::from_raw_os_error(-code),
+                        });
+                    }
+                    acknowledged += 1;
+                }
+                if length < 16 {
+                    break;
+                }
+                offset += (length + 3) & !3;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

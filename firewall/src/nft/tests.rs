@@ -1,0 +1,220 @@
+//! The builder against the real kernel, in a network namespace of the
+//! test's own (on a thread of its own: namespaces are per thread), with
+//! `nft -j` reading back what was applied.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::*;
+
+/// Runs `body` on a new thread in a new, empty network namespace.
+fn in_new_namespace<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare (root needed)");
+        body()
+    })
+    .join()
+    .expect("the namespace thread")
+}
+
+fn nft_json(args: &[&str]) -> Value {
+    let output = Command::new("nft")
+        .arg("-j")
+        .args(args)
+        .output()
+        .expect("nft runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+fn drop_to(target: [u8; 4]) -> Vec<Expression> {
+    vec![
+        Expression::Meta {
+            key: meta::PROTOCOL,
+        },
+        Expression::Compare {
+            not: false,
+            data: vec![0x08, 0x00],
+        },
+        Expression::Payload {
+            header: Header::Network,
+            offset: 16,
+            length: 4,
+        },
+        Expression::Compare {
+            not: false,
+            data: target.to_vec(),
+        },
+        Expression::NamedCounter("dropped".into()),
+        Expression::Verdict(Verdict::Drop),
+    ]
+}
+
+fn ingress_on_lo() -> Chain {
+    Chain {
+        name: "ingress".into(),
+        hook: 0,
+        priority: -500,
+        device: Some("lo".into()),
+        accept_by_default: true,
+    }
+}
+
+/// The same table in nft's own syntax: what ours must read back as.
+const INTENDED: &str = r#"table netdev ixgate {
+  counter dropped { }
+  chain ingress {
+    type filter hook ingress device "lo" priority -500; policy accept;
+    meta protocol ip ip daddr 192.0.2.10 counter name "dropped" drop
+  }
+}
+"#;
+
+/// Drops what numbers objects in creation order (handles) and says which
+/// nft printed the listing (metainfo): neither carries meaning.
+fn strip(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("handle");
+            map.remove("metainfo");
+            map.values_mut().for_each(strip);
+        }
+        Value::Array(items) => {
+            items.retain(|item| item.get("metainfo").is_none());
+            items.iter_mut().for_each(strip);
+        }
+        _ => {}
+    }
+}
+
+/// `nft list table` as text and as JSON without handles (which number
+/// objects in creation order, not meaning).
+fn listing() -> (String, Value) {
+    let text = Command::new("nft")
+        .args(["list", "table", "netdev", "ixgate"])
+        .output()
+        .expect("nft runs");
+    let mut json = nft_json(&["list", "table", "netdev", "ixgate"]);
+    strip(&mut json);
+    (String::from_utf8_lossy(&text.stdout).into_owned(), json)
+}
+
+#[test]
+fn a_netdev_table_reads_back_as_nft_itself_builds_it() {
+    let ours = in_new_namespace(|| {
+        let mut batch = Batch::default();
+        batch
+            .add_table(Family::Netdev, "ixgate")
+            .add_counter(Family::Netdev, "ixgate", "dropped")
+            .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
+            .add_rule(
+                Family::Netdev,
+                "ixgate",
+                "ingress",
+                &drop_to([192, 0, 2, 10]),
+            );
+        batch.apply().expect("the kernel takes the batch");
+        listing()
+    });
+    let nfts = in_new_namespace(|| {
+        let path =
+            std::env::temp_dir().join(format!("ixgate-nft-intended-{}.nft", std::process::id()));
+        std::fs::write(&path, INTENDED).expect("written");
+        let status = Command::new("nft")
+            .arg("-f")
+            .arg(&path)
+            .status()
+            .expect("nft runs");
+        let _ = std::fs::remove_file(&path);
+        assert!(status.success());
+        listing()
+    });
+    assert_eq!(ours.1, nfts.1, "JSON listings differ");
+    assert_eq!(ours.0, nfts.0, "text listings differ");
+    // nft's JSON leaves the device out; the text shows it.
+    assert!(
+        ours.0
+            .contains(r#"type filter hook ingress device "lo" priority -500; policy accept;"#),
+        "{}",
+        ours.0
+    );
+}
+
+#[test]
+fn a_refused_batch_changes_nothing() {
+    let (error, rules) = in_new_namespace(|| {
+        let mut batch = Batch::default();
+        batch
+            .add_table(Family::Netdev, "ixgate")
+            .add_counter(Family::Netdev, "ixgate", "dropped")
+            .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
+            .add_rule(
+                Family::Netdev,
+                "ixgate",
+                "ingress",
+                &drop_to([192, 0, 2, 10]),
+            );
+        batch.apply().expect("first batch");
+        // A second rule, then one naming a chain that does not exist: the
+        // whole batch is refused, the first rule of it included.
+        let mut bad = Batch::default();
+        bad.add_rule(
+            Family::Netdev,
+            "ixgate",
+            "ingress",
+            &drop_to([192, 0, 2, 20]),
+        )
+        .add_rule(
+            Family::Netdev,
+            "ixgate",
+            "no-such-chain",
+            &drop_to([192, 0, 2, 30]),
+        );
+        let error = bad.apply().expect_err("refused").to_string();
+        let listed = nft_json(&["list", "table", "netdev", "ixgate"]);
+        let rules = listed["nftables"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|item| item.get("rule").is_some())
+            .count();
+        (error, rules)
+    });
+    assert!(error.contains("No such file or directory"), "{error}");
+    assert_eq!(rules, 1, "the refused batch left nothing behind");
+}
+
+#[test]
+fn replacing_the_table_in_one_batch_leaves_exactly_one() {
+    let listed = in_new_namespace(|| {
+        for target in [[192, 0, 2, 10], [192, 0, 2, 20]] {
+            // Create-or-keep, delete, create: one atomic replace.
+            let mut batch = Batch::default();
+            batch
+                .add_table(Family::Netdev, "ixgate")
+                .delete_table(Family::Netdev, "ixgate")
+                .add_table(Family::Netdev, "ixgate")
+                .add_counter(Family::Netdev, "ixgate", "dropped")
+                .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
+                .add_rule(Family::Netdev, "ixgate", "ingress", &drop_to(target));
+            batch.apply().expect("replace");
+        }
+        nft_json(&["list", "ruleset"])
+    });
+    let items = listed["nftables"].as_array().expect("items");
+    assert_eq!(
+        items
+            .iter()
+            .filter(|item| item.get("table").is_some())
+            .count(),
+        1
+    );
+    let rules: Vec<&Value> = items.iter().filter_map(|item| item.get("rule")).collect();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["expr"][0]["match"]["right"], "192.0.2.20");
+}
