@@ -108,6 +108,15 @@ pub enum Expression {
     NamedCounter(String),
     /// `immediate reg 0 VERDICT`.
     Verdict(Verdict),
+    /// A token bucket of `rate` packets per second and `burst` packets;
+    /// with `over`, it matches what exceeds the rate.
+    Limit { rate: u64, burst: u32, over: bool },
+    /// `numgen random mod MODULUS => reg 1`.
+    RandomNumber { modulus: u32 },
+    /// Send the packet's first `snaplen` bytes to NFLOG group `group`.
+    Log { group: u16, snaplen: u32 },
+    /// Exempt the packet from connection tracking.
+    Notrack,
 }
 
 /// NFT_META_* keys used by the ruleset.
@@ -116,6 +125,8 @@ pub mod meta {
     pub const PROTOCOL: u32 = 1;
     /// The transport protocol.
     pub const L4PROTO: u32 = 16;
+    /// The network family (NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10), in inet tables.
+    pub const NFPROTO: u32 = 15;
 }
 
 const REG_1: u32 = 1;
@@ -128,6 +139,29 @@ impl Expression {
         // NFTA_LIST_ELEM (1) { NFTA_EXPR_NAME (1), NFTA_EXPR_DATA (2) }
         list.nested(1, |element| {
             let (name, data): (&str, Attributes) = match self {
+                Self::Limit { rate, burst, over } => {
+                    let mut data = Attributes::default();
+                    // Per second (unit 1), counting packets (NFT_LIMIT_PKTS),
+                    // inverted for "over" (NFT_LIMIT_F_INV).
+                    data.put(1, &rate.to_be_bytes())
+                        .put(2, &1_u64.to_be_bytes())
+                        .be32(3, *burst)
+                        .be32(4, 0)
+                        .be32(5, u32::from(*over));
+                    ("limit", data)
+                }
+                Self::RandomNumber { modulus } => {
+                    let mut data = Attributes::default();
+                    // NFT_NG_RANDOM.
+                    data.be32(1, REG_1).be32(2, *modulus).be32(3, 1);
+                    ("numgen", data)
+                }
+                Self::Log { group, snaplen } => {
+                    let mut data = Attributes::default();
+                    data.put(1, &group.to_be_bytes()).be32(3, *snaplen);
+                    ("log", data)
+                }
+                Self::Notrack => ("notrack", Attributes::default()),
                 Self::Meta { key } => {
                     let mut data = Attributes::default();
                     data.be32(1, REG_1).be32(2, *key);
@@ -186,7 +220,9 @@ impl Expression {
                 }
             };
             element.string(1, name);
-            element.put(2 | NLA_F_NESTED, &data.bytes);
+            if !data.bytes.is_empty() {
+                element.put(2 | NLA_F_NESTED, &data.bytes);
+            }
         });
     }
 }

@@ -65,7 +65,7 @@ fn ingress_on_lo() -> Chain {
     }
 }
 
-/// The same table in nft's own syntax: what ours must read back as.
+/// The same table in nft's own syntax: what ours must list as.
 const INTENDED: &str = r#"table netdev ixgate {
   counter dropped { }
   chain ingress {
@@ -92,56 +92,177 @@ fn strip(value: &mut Value) {
     }
 }
 
-/// `nft list table` as text and as JSON without handles (which number
-/// objects in creation order, not meaning).
+/// `nft list ruleset` as text and as JSON without handles.
 fn listing() -> (String, Value) {
     let text = Command::new("nft")
-        .args(["list", "table", "netdev", "ixgate"])
+        .args(["list", "ruleset"])
         .output()
         .expect("nft runs");
-    let mut json = nft_json(&["list", "table", "netdev", "ixgate"]);
+    let mut json = nft_json(&["list", "ruleset"]);
     strip(&mut json);
     (String::from_utf8_lossy(&text.stdout).into_owned(), json)
 }
 
-#[test]
-fn a_netdev_table_reads_back_as_nft_itself_builds_it() {
-    let ours = in_new_namespace(|| {
+/// Applies `build` in one namespace and `intended` (nft syntax) with
+/// `nft -f` in another, and requires the two listings to be identical.
+/// Returns the text listing.
+fn assert_same_as_nft(build: fn(&mut Batch), intended: &'static str) -> String {
+    let ours = in_new_namespace(move || {
         let mut batch = Batch::default();
-        batch
-            .add_table(Family::Netdev, "ixgate")
-            .add_counter(Family::Netdev, "ixgate", "dropped")
-            .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
-            .add_rule(
-                Family::Netdev,
-                "ixgate",
-                "ingress",
-                &drop_to([192, 0, 2, 10]),
-            );
+        build(&mut batch);
         batch.apply().expect("the kernel takes the batch");
         listing()
     });
-    let nfts = in_new_namespace(|| {
-        let path =
-            std::env::temp_dir().join(format!("ixgate-nft-intended-{}.nft", std::process::id()));
-        std::fs::write(&path, INTENDED).expect("written");
+    let nfts = in_new_namespace(move || {
+        let path = std::env::temp_dir().join(format!(
+            "ixgate-nft-{}-{:?}.nft",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, intended).expect("written");
         let status = Command::new("nft")
             .arg("-f")
             .arg(&path)
             .status()
             .expect("nft runs");
         let _ = std::fs::remove_file(&path);
-        assert!(status.success());
+        assert!(status.success(), "nft refused the intended ruleset");
         listing()
     });
     assert_eq!(ours.1, nfts.1, "JSON listings differ");
     assert_eq!(ours.0, nfts.0, "text listings differ");
+    ours.0
+}
+
+#[test]
+fn a_netdev_table_reads_back_as_nft_itself_builds_it() {
+    let text = assert_same_as_nft(
+        |batch| {
+            batch
+                .add_table(Family::Netdev, "ixgate")
+                .add_counter(Family::Netdev, "ixgate", "dropped")
+                .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
+                .add_rule(
+                    Family::Netdev,
+                    "ixgate",
+                    "ingress",
+                    &drop_to([192, 0, 2, 10]),
+                );
+        },
+        INTENDED,
+    );
     // nft's JSON leaves the device out; the text shows it.
     assert!(
-        ours.0
-            .contains(r#"type filter hook ingress device "lo" priority -500; policy accept;"#),
-        "{}",
-        ours.0
+        text.contains(r#"type filter hook ingress device "lo" priority -500; policy accept;"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn limits_sampling_and_logging() {
+    assert_same_as_nft(
+        |batch| {
+            let mut over_limit = drop_to([192, 0, 2, 10]);
+            over_limit.insert(
+                4,
+                Expression::Limit {
+                    rate: 1000,
+                    burst: 100,
+                    over: true,
+                },
+            );
+            batch
+                .add_table(Family::Netdev, "ixgate")
+                .add_counter(Family::Netdev, "ixgate", "dropped")
+                .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
+                .add_rule(
+                    Family::Netdev,
+                    "ixgate",
+                    "ingress",
+                    &[
+                        Expression::RandomNumber { modulus: 1000 },
+                        Expression::Compare {
+                            not: false,
+                            data: 0_u32.to_ne_bytes().to_vec(),
+                        },
+                        Expression::Log {
+                            group: 7,
+                            snaplen: 128,
+                        },
+                    ],
+                )
+                .add_rule(Family::Netdev, "ixgate", "ingress", &over_limit);
+        },
+        r#"table netdev ixgate {
+  counter dropped { }
+  chain ingress {
+    type filter hook ingress device "lo" priority -500; policy accept;
+    numgen random mod 1000 == 0 log group 7 snaplen 128
+    meta protocol ip ip daddr 192.0.2.10 limit rate over 1000/second burst 100 packets counter name "dropped" drop
+  }
+}
+"#,
+    );
+}
+
+#[test]
+fn notrack_in_an_inet_prerouting_chain() {
+    assert_same_as_nft(
+        |batch| {
+            let raw = Chain {
+                name: "raw".into(),
+                hook: 0,
+                priority: -300,
+                device: None,
+                accept_by_default: true,
+            };
+            batch
+                .add_table(Family::Inet, "ixgate")
+                .add_chain(Family::Inet, "ixgate", &raw)
+                .add_rule(
+                    Family::Inet,
+                    "ixgate",
+                    "raw",
+                    &[
+                        Expression::Meta { key: meta::NFPROTO },
+                        Expression::Compare {
+                            not: false,
+                            data: vec![2],
+                        },
+                        Expression::Payload {
+                            header: Header::Network,
+                            offset: 16,
+                            length: 4,
+                        },
+                        Expression::Compare {
+                            not: false,
+                            data: vec![192, 0, 2, 10],
+                        },
+                        Expression::Meta { key: meta::L4PROTO },
+                        Expression::Compare {
+                            not: false,
+                            data: vec![6],
+                        },
+                        Expression::Payload {
+                            header: Header::Transport,
+                            offset: 2,
+                            length: 2,
+                        },
+                        Expression::Compare {
+                            not: false,
+                            data: 443_u16.to_be_bytes().to_vec(),
+                        },
+                        Expression::Notrack,
+                    ],
+                );
+        },
+        r#"table inet ixgate {
+  chain raw {
+    type filter hook prerouting priority raw; policy accept;
+    ip daddr 192.0.2.10 tcp dport 443 notrack
+  }
+}
+"#,
     );
 }
 
