@@ -256,13 +256,13 @@ fn notrack_in_an_inet_prerouting_chain() {
                     ],
                 );
         },
-        r#"table inet ixgate {
+        "table inet ixgate {
   chain raw {
     type filter hook prerouting priority raw; policy accept;
     ip daddr 192.0.2.10 tcp dport 443 notrack
   }
 }
-"#,
+",
     );
 }
 
