@@ -117,6 +117,17 @@ pub enum Expression {
     Log { group: u16, snaplen: u32 },
     /// Exempt the packet from connection tracking.
     Notrack,
+    /// `ct load state => reg 1`: the connection-tracking state bits, in
+    /// host byte order (invalid = 1, untracked = 64).
+    ConntrackState,
+    /// Answer the SYN with a SYN cookie and open the connection to the
+    /// server only once the client's ACK proves it real.
+    Synproxy {
+        mss: u16,
+        wscale: u8,
+        timestamp: bool,
+        sack_perm: bool,
+    },
 }
 
 /// NFT_META_* keys used by the ruleset.
@@ -162,6 +173,29 @@ impl Expression {
                     ("log", data)
                 }
                 Self::Notrack => ("notrack", Attributes::default()),
+                Self::ConntrackState => {
+                    let mut data = Attributes::default();
+                    // NFT_CT_STATE.
+                    data.be32(1, REG_1).be32(2, 0);
+                    ("ct", data)
+                }
+                Self::Synproxy {
+                    mss,
+                    wscale,
+                    timestamp,
+                    sack_perm,
+                } => {
+                    // NF_SYNPROXY_OPT_{MSS, WSCALE, SACK_PERM, TIMESTAMP}.
+                    let flags = 0x01
+                        | 0x02
+                        | if *sack_perm { 0x04 } else { 0 }
+                        | if *timestamp { 0x08 } else { 0 };
+                    let mut data = Attributes::default();
+                    data.put(1, &mss.to_be_bytes())
+                        .put(2, &[*wscale])
+                        .be32(3, flags);
+                    ("synproxy", data)
+                }
                 Self::Meta { key } => {
                     let mut data = Attributes::default();
                     data.be32(1, REG_1).be32(2, *key);

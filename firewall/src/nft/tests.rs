@@ -339,3 +339,52 @@ fn replacing_the_table_in_one_batch_leaves_exactly_one() {
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0]["expr"][0]["match"]["right"], "192.0.2.20");
 }
+
+#[test]
+fn synproxy_and_conntrack_state_in_an_inet_input_chain() {
+    assert_same_as_nft(
+        |batch| {
+            let input = Chain {
+                name: "in".into(),
+                hook: 1,
+                priority: 0,
+                device: None,
+                accept_by_default: true,
+            };
+            let state_has = |bits: u32| {
+                [
+                    Expression::ConntrackState,
+                    Expression::Mask { mask: bits.to_ne_bytes().to_vec() },
+                    Expression::Compare { not: true, data: 0_u32.to_ne_bytes().to_vec() },
+                ]
+            };
+            let mut syn_proxy = vec![
+                Expression::Meta { key: meta::NFPROTO },
+                Expression::Compare { not: false, data: vec![2] },
+                Expression::Payload { header: Header::Network, offset: 16, length: 4 },
+                Expression::Compare { not: false, data: vec![192, 0, 2, 10] },
+                Expression::Meta { key: meta::L4PROTO },
+                Expression::Compare { not: false, data: vec![6] },
+                Expression::Payload { header: Header::Transport, offset: 2, length: 2 },
+                Expression::Compare { not: false, data: 443_u16.to_be_bytes().to_vec() },
+            ];
+            syn_proxy.extend(state_has(0x41));
+            syn_proxy.push(Expression::Synproxy { mss: 1460, wscale: 7, timestamp: true, sack_perm: true });
+            let mut invalid = state_has(0x01).to_vec();
+            invalid.push(Expression::Verdict(Verdict::Drop));
+            batch
+                .add_table(Family::Inet, "ixgate")
+                .add_chain(Family::Inet, "ixgate", &input)
+                .add_rule(Family::Inet, "ixgate", "in", &syn_proxy)
+                .add_rule(Family::Inet, "ixgate", "in", &invalid);
+        },
+        "table inet ixgate {
+  chain in {
+    type filter hook input priority filter; policy accept;
+    ip daddr 192.0.2.10 tcp dport 443 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+    ct state invalid drop
+  }
+}
+",
+    );
+}
