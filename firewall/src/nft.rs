@@ -146,114 +146,123 @@ const REG_VERDICT: u32 = 0;
 const OBJECT_COUNTER: u32 = 1;
 
 impl Expression {
+    /// The kernel's name of the expression.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Meta { .. } => "meta",
+            Self::Payload { .. } => "payload",
+            Self::Compare { .. } => "cmp",
+            Self::Mask { .. } => "bitwise",
+            Self::ConntrackState => "ct",
+            Self::RandomNumber { .. } => "numgen",
+            Self::Counter => "counter",
+            Self::NamedCounter(_) => "objref",
+            Self::Verdict(_) => "immediate",
+            Self::Limit { .. } => "limit",
+            Self::Log { .. } => "log",
+            Self::Notrack => "notrack",
+            Self::Synproxy { .. } => "synproxy",
+        }
+    }
+
+    /// NFTA_EXPR_DATA of expressions that load or test register 1.
+    fn match_data(&self, data: &mut Attributes) {
+        match self {
+            Self::Meta { key } => {
+                data.be32(1, REG_1).be32(2, *key);
+            }
+            Self::Payload {
+                header,
+                offset,
+                length,
+            } => {
+                data.be32(1, REG_1)
+                    .be32(2, *header as u32)
+                    .be32(3, *offset)
+                    .be32(4, *length);
+            }
+            Self::Compare { not, data: value } => {
+                data.be32(1, REG_1).be32(2, u32::from(*not)).nested(3, |d| {
+                    d.put(1, value);
+                });
+            }
+            Self::Mask { mask } => {
+                let length = u32::try_from(mask.len()).unwrap_or(u32::MAX);
+                data.be32(1, REG_1).be32(2, REG_1).be32(3, length);
+                data.nested(4, |d| {
+                    d.put(1, mask);
+                });
+                data.nested(5, |d| {
+                    d.put(1, &vec![0; mask.len()]);
+                });
+            }
+            // NFT_CT_STATE.
+            Self::ConntrackState => {
+                data.be32(1, REG_1).be32(2, 0);
+            }
+            // NFT_NG_RANDOM.
+            Self::RandomNumber { modulus } => {
+                data.be32(1, REG_1).be32(2, *modulus).be32(3, 1);
+            }
+            _ => self.statement_data(data),
+        }
+    }
+
+    /// NFTA_EXPR_DATA of statements: counting, verdicts and actions.
+    fn statement_data(&self, data: &mut Attributes) {
+        match self {
+            Self::Counter => {
+                data.put(1, &0_u64.to_be_bytes())
+                    .put(2, &0_u64.to_be_bytes());
+            }
+            Self::NamedCounter(name) => {
+                data.be32(1, OBJECT_COUNTER).string(2, name);
+            }
+            Self::Verdict(verdict) => {
+                data.be32(1, REG_VERDICT).nested(2, |d| {
+                    d.nested(2, |v| {
+                        v.be32(1, *verdict as u32);
+                    });
+                });
+            }
+            // Per second (unit 1), counting packets (NFT_LIMIT_PKTS),
+            // inverted for "over" (NFT_LIMIT_F_INV).
+            Self::Limit { rate, burst, over } => {
+                data.put(1, &rate.to_be_bytes())
+                    .put(2, &1_u64.to_be_bytes())
+                    .be32(3, *burst)
+                    .be32(4, 0)
+                    .be32(5, u32::from(*over));
+            }
+            Self::Log { group, snaplen } => {
+                data.put(1, &group.to_be_bytes()).be32(3, *snaplen);
+            }
+            // NF_SYNPROXY_OPT_{MSS, WSCALE, SACK_PERM, TIMESTAMP}.
+            Self::Synproxy {
+                mss,
+                wscale,
+                timestamp,
+                sack_perm,
+            } => {
+                let flags = 0x01
+                    | 0x02
+                    | if *sack_perm { 0x04 } else { 0 }
+                    | if *timestamp { 0x08 } else { 0 };
+                data.put(1, &mss.to_be_bytes())
+                    .put(2, &[*wscale])
+                    .be32(3, flags);
+            }
+            // No attributes.
+            _ => {}
+        }
+    }
+
     fn write(&self, list: &mut Attributes) {
         // NFTA_LIST_ELEM (1) { NFTA_EXPR_NAME (1), NFTA_EXPR_DATA (2) }
         list.nested(1, |element| {
-            let (name, data): (&str, Attributes) = match self {
-                Self::Limit { rate, burst, over } => {
-                    let mut data = Attributes::default();
-                    // Per second (unit 1), counting packets (NFT_LIMIT_PKTS),
-                    // inverted for "over" (NFT_LIMIT_F_INV).
-                    data.put(1, &rate.to_be_bytes())
-                        .put(2, &1_u64.to_be_bytes())
-                        .be32(3, *burst)
-                        .be32(4, 0)
-                        .be32(5, u32::from(*over));
-                    ("limit", data)
-                }
-                Self::RandomNumber { modulus } => {
-                    let mut data = Attributes::default();
-                    // NFT_NG_RANDOM.
-                    data.be32(1, REG_1).be32(2, *modulus).be32(3, 1);
-                    ("numgen", data)
-                }
-                Self::Log { group, snaplen } => {
-                    let mut data = Attributes::default();
-                    data.put(1, &group.to_be_bytes()).be32(3, *snaplen);
-                    ("log", data)
-                }
-                Self::Notrack => ("notrack", Attributes::default()),
-                Self::ConntrackState => {
-                    let mut data = Attributes::default();
-                    // NFT_CT_STATE.
-                    data.be32(1, REG_1).be32(2, 0);
-                    ("ct", data)
-                }
-                Self::Synproxy {
-                    mss,
-                    wscale,
-                    timestamp,
-                    sack_perm,
-                } => {
-                    // NF_SYNPROXY_OPT_{MSS, WSCALE, SACK_PERM, TIMESTAMP}.
-                    let flags = 0x01
-                        | 0x02
-                        | if *sack_perm { 0x04 } else { 0 }
-                        | if *timestamp { 0x08 } else { 0 };
-                    let mut data = Attributes::default();
-                    data.put(1, &mss.to_be_bytes())
-                        .put(2, &[*wscale])
-                        .be32(3, flags);
-                    ("synproxy", data)
-                }
-                Self::Meta { key } => {
-                    let mut data = Attributes::default();
-                    data.be32(1, REG_1).be32(2, *key);
-                    ("meta", data)
-                }
-                Self::Payload {
-                    header,
-                    offset,
-                    length,
-                } => {
-                    let mut data = Attributes::default();
-                    data.be32(1, REG_1)
-                        .be32(2, *header as u32)
-                        .be32(3, *offset)
-                        .be32(4, *length);
-                    ("payload", data)
-                }
-                Self::Compare { not, data: value } => {
-                    let mut data = Attributes::default();
-                    data.be32(1, REG_1).be32(2, u32::from(*not)).nested(3, |d| {
-                        d.put(1, value);
-                    });
-                    ("cmp", data)
-                }
-                Self::Mask { mask } => {
-                    let mut data = Attributes::default();
-                    let length = u32::try_from(mask.len()).unwrap_or(u32::MAX);
-                    data.be32(1, REG_1).be32(2, REG_1).be32(3, length);
-                    data.nested(4, |d| {
-                        d.put(1, mask);
-                    });
-                    data.nested(5, |d| {
-                        d.put(1, &vec![0; mask.len()]);
-                    });
-                    ("bitwise", data)
-                }
-                Self::Counter => {
-                    let mut data = Attributes::default();
-                    data.put(1, &0_u64.to_be_bytes())
-                        .put(2, &0_u64.to_be_bytes());
-                    ("counter", data)
-                }
-                Self::NamedCounter(name) => {
-                    let mut data = Attributes::default();
-                    data.be32(1, OBJECT_COUNTER).string(2, name);
-                    ("objref", data)
-                }
-                Self::Verdict(verdict) => {
-                    let mut data = Attributes::default();
-                    data.be32(1, REG_VERDICT).nested(2, |d| {
-                        d.nested(2, |v| {
-                            v.be32(1, *verdict as u32);
-                        });
-                    });
-                    ("immediate", data)
-                }
-            };
-            element.string(1, name);
+            let mut data = Attributes::default();
+            self.match_data(&mut data);
+            element.string(1, self.name());
             if !data.bytes.is_empty() {
                 element.put(2 | NLA_F_NESTED, &data.bytes);
             }
