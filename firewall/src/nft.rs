@@ -19,6 +19,7 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_NEWSET: u16 = 9;
 const NFT_MSG_NEWOBJ: u16 = 18;
 
 const NLM_F_REQUEST: u16 = 0x1;
@@ -128,6 +129,34 @@ pub enum Expression {
         timestamp: bool,
         sack_perm: bool,
     },
+    /// Matches when register 1 is (with `inverted`: is not) in the set.
+    Lookup {
+        set: String,
+        set_id: u32,
+        inverted: bool,
+    },
+    /// Adds register 1 to the set, with a per-element expression (a
+    /// meter: `add @set { key limit … }`).
+    AddToSet {
+        set: String,
+        set_id: u32,
+        per_element: Box<Expression>,
+    },
+}
+
+/// A set of addresses, in a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Set {
+    pub name: String,
+    /// An id for rules of the same batch to refer to it by.
+    pub id: u32,
+    pub ipv6: bool,
+    /// Elements at most.
+    pub size: u32,
+    /// Elements expire after this long.
+    pub timeout: Option<std::time::Duration>,
+    /// Rules may add elements (a meter).
+    pub dynamic: bool,
 }
 
 /// NFT_META_* keys used by the ruleset.
@@ -146,6 +175,35 @@ const REG_VERDICT: u32 = 0;
 const OBJECT_COUNTER: u32 = 1;
 
 impl Expression {
+    /// Loads the IPv4 source address (network header, offset 12).
+    #[must_use]
+    pub fn ipv4_source() -> Self {
+        Self::Payload {
+            header: Header::Network,
+            offset: 12,
+            length: 4,
+        }
+    }
+
+    /// Loads the IPv4 destination address (network header, offset 16).
+    #[must_use]
+    pub fn ipv4_destination() -> Self {
+        Self::Payload {
+            header: Header::Network,
+            offset: 16,
+            length: 4,
+        }
+    }
+
+    /// Matches when register 1 holds exactly `data`.
+    #[must_use]
+    pub fn equals(data: impl Into<Vec<u8>>) -> Self {
+        Self::Compare {
+            not: false,
+            data: data.into(),
+        }
+    }
+
     /// The kernel's name of the expression.
     fn name(&self) -> &'static str {
         match self {
@@ -162,6 +220,8 @@ impl Expression {
             Self::Log { .. } => "log",
             Self::Notrack => "notrack",
             Self::Synproxy { .. } => "synproxy",
+            Self::Lookup { .. } => "lookup",
+            Self::AddToSet { .. } => "dynset",
         }
     }
 
@@ -252,6 +312,30 @@ impl Expression {
                     .put(2, &[*wscale])
                     .be32(3, flags);
             }
+            Self::Lookup {
+                set,
+                set_id,
+                inverted,
+            } => {
+                // NFT_LOOKUP_F_INV.
+                data.string(1, set)
+                    .be32(2, REG_1)
+                    .be32(4, *set_id)
+                    .be32(5, u32::from(*inverted));
+            }
+            Self::AddToSet {
+                set,
+                set_id,
+                per_element,
+            } => {
+                // NFT_DYNSET_OP_ADD; the per-element expression is one
+                // NFTA_DYNSET_EXPR of name and data.
+                data.string(1, set)
+                    .be32(2, *set_id)
+                    .be32(3, 0)
+                    .be32(4, REG_1);
+                data.nested(7, |expression| per_element.write_named(expression));
+            }
             // No attributes.
             _ => {}
         }
@@ -259,14 +343,18 @@ impl Expression {
 
     fn write(&self, list: &mut Attributes) {
         // NFTA_LIST_ELEM (1) { NFTA_EXPR_NAME (1), NFTA_EXPR_DATA (2) }
-        list.nested(1, |element| {
-            let mut data = Attributes::default();
-            self.match_data(&mut data);
-            element.string(1, self.name());
-            if !data.bytes.is_empty() {
-                element.put(2 | NLA_F_NESTED, &data.bytes);
-            }
-        });
+        list.nested(1, |element| self.write_named(element));
+    }
+
+    /// NFTA_EXPR_NAME (1) and NFTA_EXPR_DATA (2): the shape of an
+    /// expression both in a rule's list and inside a dynset.
+    fn write_named(&self, into: &mut Attributes) {
+        let mut data = Attributes::default();
+        self.match_data(&mut data);
+        into.string(1, self.name());
+        if !data.bytes.is_empty() {
+            into.put(2 | NLA_F_NESTED, &data.bytes);
+        }
     }
 }
 
@@ -345,6 +433,31 @@ impl Batch {
             .be32(5, u32::from(chain.accept_by_default))
             .string(7, "filter");
         self.message(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, &attributes);
+        self
+    }
+
+    /// A set of IPv4 or IPv6 addresses.
+    pub fn add_set(&mut self, family: Family, table: &str, set: &Set) -> &mut Self {
+        // NFT_SET_TIMEOUT, NFT_SET_EVAL (dynamic); TYPE_IPADDR / TYPE_IP6ADDR.
+        let flags =
+            if set.timeout.is_some() { 0x10 } else { 0 } | if set.dynamic { 0x20 } else { 0 };
+        let (key_type, key_length) = if set.ipv6 { (8, 16) } else { (7, 4) };
+        let mut attributes = Attributes::default();
+        attributes
+            .string(1, table)
+            .string(2, &set.name)
+            .be32(3, flags)
+            .be32(4, key_type)
+            .be32(5, key_length);
+        attributes.nested(9, |description| {
+            description.be32(1, set.size);
+        });
+        attributes.be32(10, set.id);
+        if let Some(timeout) = set.timeout {
+            let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            attributes.put(11, &millis.to_be_bytes());
+        }
+        self.message(NFT_MSG_NEWSET, NLM_F_CREATE, family, &attributes);
         self
     }
 

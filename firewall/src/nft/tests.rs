@@ -37,21 +37,29 @@ fn drop_to(target: [u8; 4]) -> Vec<Expression> {
         Expression::Meta {
             key: meta::PROTOCOL,
         },
-        Expression::Compare {
-            not: false,
-            data: vec![0x08, 0x00],
-        },
-        Expression::Payload {
-            header: Header::Network,
-            offset: 16,
-            length: 4,
-        },
-        Expression::Compare {
-            not: false,
-            data: target.to_vec(),
-        },
+        Expression::equals(vec![0x08, 0x00]),
+        Expression::ipv4_destination(),
+        Expression::equals(target.to_vec()),
         Expression::NamedCounter("dropped".into()),
         Expression::Verdict(Verdict::Drop),
+    ]
+}
+
+/// In an inet table: IPv4 TCP to 192.0.2.10 port 443.
+fn tcp_to_service() -> Vec<Expression> {
+    vec![
+        Expression::Meta { key: meta::NFPROTO },
+        Expression::equals(vec![2]),
+        Expression::ipv4_destination(),
+        Expression::equals(vec![192, 0, 2, 10]),
+        Expression::Meta { key: meta::L4PROTO },
+        Expression::equals(vec![6]),
+        Expression::Payload {
+            header: Header::Transport,
+            offset: 2,
+            length: 2,
+        },
+        Expression::equals(443_u16.to_be_bytes().to_vec()),
     ]
 }
 
@@ -181,10 +189,7 @@ fn limits_sampling_and_logging() {
                     "ingress",
                     &[
                         Expression::RandomNumber { modulus: 1000 },
-                        Expression::Compare {
-                            not: false,
-                            data: 0_u32.to_ne_bytes().to_vec(),
-                        },
+                        Expression::equals(0_u32.to_ne_bytes().to_vec()),
                         Expression::Log {
                             group: 7,
                             snaplen: 128,
@@ -223,37 +228,7 @@ fn notrack_in_an_inet_prerouting_chain() {
                     Family::Inet,
                     "ixgate",
                     "raw",
-                    &[
-                        Expression::Meta { key: meta::NFPROTO },
-                        Expression::Compare {
-                            not: false,
-                            data: vec![2],
-                        },
-                        Expression::Payload {
-                            header: Header::Network,
-                            offset: 16,
-                            length: 4,
-                        },
-                        Expression::Compare {
-                            not: false,
-                            data: vec![192, 0, 2, 10],
-                        },
-                        Expression::Meta { key: meta::L4PROTO },
-                        Expression::Compare {
-                            not: false,
-                            data: vec![6],
-                        },
-                        Expression::Payload {
-                            header: Header::Transport,
-                            offset: 2,
-                            length: 2,
-                        },
-                        Expression::Compare {
-                            not: false,
-                            data: 443_u16.to_be_bytes().to_vec(),
-                        },
-                        Expression::Notrack,
-                    ],
+                    &[tcp_to_service(), vec![Expression::Notrack]].concat(),
                 );
         },
         "table inet ixgate {
@@ -358,16 +333,7 @@ fn synproxy_and_conntrack_state_in_an_inet_input_chain() {
                     Expression::Compare { not: true, data: 0_u32.to_ne_bytes().to_vec() },
                 ]
             };
-            let mut syn_proxy = vec![
-                Expression::Meta { key: meta::NFPROTO },
-                Expression::Compare { not: false, data: vec![2] },
-                Expression::Payload { header: Header::Network, offset: 16, length: 4 },
-                Expression::Compare { not: false, data: vec![192, 0, 2, 10] },
-                Expression::Meta { key: meta::L4PROTO },
-                Expression::Compare { not: false, data: vec![6] },
-                Expression::Payload { header: Header::Transport, offset: 2, length: 2 },
-                Expression::Compare { not: false, data: 443_u16.to_be_bytes().to_vec() },
-            ];
+            let mut syn_proxy = tcp_to_service();
             syn_proxy.extend(state_has(0x41));
             syn_proxy.push(Expression::Synproxy { mss: 1460, wscale: 7, timestamp: true, sack_perm: true });
             let mut invalid = state_has(0x01).to_vec();
@@ -386,5 +352,78 @@ fn synproxy_and_conntrack_state_in_an_inet_input_chain() {
   }
 }
 ",
+    );
+}
+
+#[test]
+fn a_meter_and_a_trusted_set() {
+    assert_same_as_nft(
+        |batch| {
+            let meter = Set {
+                name: "syn_meter".into(),
+                id: 1,
+                ipv6: false,
+                size: 65535,
+                timeout: Some(std::time::Duration::from_secs(10)),
+                dynamic: true,
+            };
+            let trusted = Set {
+                name: "trusted".into(),
+                id: 2,
+                ipv6: false,
+                size: 65535,
+                timeout: Some(std::time::Duration::from_mins(5)),
+                dynamic: false,
+            };
+            let ipv4 = [
+                Expression::Meta {
+                    key: meta::PROTOCOL,
+                },
+                Expression::equals(vec![0x08, 0x00]),
+            ];
+            let mut from_trusted = ipv4.to_vec();
+            from_trusted.extend([
+                Expression::ipv4_source(),
+                Expression::Lookup {
+                    set: "trusted".into(),
+                    set_id: 2,
+                    inverted: false,
+                },
+                Expression::Verdict(Verdict::Accept),
+            ]);
+            let mut metered = ipv4.to_vec();
+            metered.extend([
+                Expression::ipv4_destination(),
+                Expression::equals(vec![192, 0, 2, 10]),
+                Expression::ipv4_source(),
+                Expression::AddToSet {
+                    set: "syn_meter".into(),
+                    set_id: 1,
+                    per_element: Box::new(Expression::Limit {
+                        rate: 100,
+                        burst: 50,
+                        over: true,
+                    }),
+                },
+                Expression::Verdict(Verdict::Drop),
+            ]);
+            batch
+                .add_table(Family::Netdev, "ixgate")
+                .add_set(Family::Netdev, "ixgate", &meter)
+                .add_set(Family::Netdev, "ixgate", &trusted)
+                .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
+                .add_rule(Family::Netdev, "ixgate", "ingress", &from_trusted)
+                .add_rule(Family::Netdev, "ixgate", "ingress", &metered);
+        },
+        r#"table netdev ixgate {
+  set syn_meter { type ipv4_addr; size 65535; flags dynamic,timeout; timeout 10s; }
+  set trusted { type ipv4_addr; size 65535; flags timeout; timeout 5m; }
+  chain ingress {
+    type filter hook ingress device "lo" priority -500; policy accept;
+    meta protocol ip ip saddr @trusted accept
+    meta protocol ip ip daddr 192.0.2.10 add @syn_meter { ip saddr limit rate over 100/second burst 50 packets } drop
+  }
+}
+"#,
     );
 }
