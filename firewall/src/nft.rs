@@ -21,12 +21,15 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_NEWSET: u16 = 9;
 const NFT_MSG_NEWOBJ: u16 = 18;
+const NFT_MSG_GETOBJ: u16 = 19;
 
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
+const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
 const NLA_F_NESTED: u16 = 0x8000;
 
 /// Address families of nf_tables (NFPROTO_*).
@@ -384,6 +387,8 @@ pub enum NftError {
     Socket(#[from] io::Error),
     #[error("the kernel refused the batch (message {sequence}): {error}")]
     Refused { sequence: u32, error: io::Error },
+    #[error("counter {name} is not in table {table}")]
+    MissingCounter { table: String, name: String },
 }
 
 impl Batch {
@@ -530,37 +535,164 @@ impl Batch {
         while acknowledged < self.sequence {
             buffer.clear();
             socket.recv(&mut buffer, 0)?;
-            let mut offset = 0;
-            while offset + 16 <= buffer.len() {
-                let field = |at: usize| {
-                    [
-                        buffer[offset + at],
-                        buffer[offset + at + 1],
-                        buffer[offset + at + 2],
-                        buffer[offset + at + 3],
-                    ]
-                };
-                let length = u32::from_ne_bytes(field(0)) as usize;
-                let kind = u16::from_ne_bytes([buffer[offset + 4], buffer[offset + 5]]);
-                let sequence = u32::from_ne_bytes(field(8));
-                if kind == NLMSG_ERROR && offset + 20 <= buffer.len() {
-                    let code = i32::from_ne_bytes(field(16));
-                    if code != 0 {
-                        return Err(NftError::Refused {
-                            sequence,
-                            error: io::Error::from_raw_os_error(-code),
-                        });
-                    }
+            for message in messages(&buffer) {
+                if message.kind == NLMSG_ERROR {
+                    check_acknowledgement(&message)?;
                     acknowledged += 1;
                 }
-                if length < 16 {
-                    break;
-                }
-                offset += (length + 3) & !3;
             }
         }
         Ok(())
     }
+}
+
+/// One netlink message as received.
+#[derive(Debug, PartialEq, Eq)]
+struct Message<'a> {
+    kind: u16,
+    sequence: u32,
+    /// What follows the 16-byte header.
+    payload: &'a [u8],
+}
+
+/// The messages in one datagram; a truncated or malformed tail ends it.
+fn messages(buffer: &[u8]) -> impl Iterator<Item = Message<'_>> {
+    let mut rest = buffer;
+    std::iter::from_fn(move || {
+        let header = rest.get(..16)?;
+        let length = usize::try_from(u32::from_ne_bytes(word(header, 0)?)).ok()?;
+        let body = rest.get(16..length)?;
+        let message = Message {
+            kind: u16::from_ne_bytes([header[4], header[5]]),
+            sequence: u32::from_ne_bytes(word(header, 8)?),
+            payload: body,
+        };
+        rest = rest.get((length + 3) & !3..).unwrap_or_default();
+        Some(message)
+    })
+}
+
+/// The four bytes at `at`, when there are four.
+fn word(bytes: &[u8], at: usize) -> Option<[u8; 4]> {
+    bytes.get(at..at + 4)?.try_into().ok()
+}
+
+/// NLMSG_ERROR carries an errno; zero is the acknowledgement.
+fn check_acknowledgement(message: &Message<'_>) -> Result<(), NftError> {
+    let code = word(message.payload, 0).map_or(0, i32::from_ne_bytes);
+    if code == 0 {
+        return Ok(());
+    }
+    Err(NftError::Refused {
+        sequence: message.sequence,
+        error: io::Error::from_raw_os_error(-code),
+    })
+}
+
+/// The netlink attributes in `bytes` as (type without flags, value).
+fn attributes(bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let header = rest.get(..4)?;
+        let length = usize::from(u16::from_ne_bytes([header[0], header[1]]));
+        let kind = u16::from_ne_bytes([header[2], header[3]]) & !NLA_F_NESTED;
+        let value = rest.get(4..length)?;
+        rest = rest.get((length + 3) & !3..).unwrap_or_default();
+        Some((kind, value))
+    })
+}
+
+/// What a named counter object has counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Count {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Reads the named counters of a table in one dump (NFT_MSG_GETOBJ), in
+/// the order asked. The kernel answers a dump of an absent table with
+/// nothing, so a counter not found is an error: someone removed our
+/// table, or never let us apply it.
+pub fn read_counters(family: Family, table: &str, names: &[&str]) -> Result<Vec<Count>, NftError> {
+    let found = dump_counters(family, table)?;
+    names
+        .iter()
+        .map(|name| {
+            found
+                .iter()
+                .find(|(found, _)| found == name)
+                .map(|(_, count)| *count)
+                .ok_or_else(|| NftError::MissingCounter {
+                    table: table.to_owned(),
+                    name: (*name).to_owned(),
+                })
+        })
+        .collect()
+}
+
+/// Every named counter of a table.
+fn dump_counters(family: Family, table: &str) -> Result<Vec<(String, Count)>, NftError> {
+    let mut request = Attributes::default();
+    request.string(1, table).be32(3, OBJECT_COUNTER);
+    let mut message = Vec::with_capacity(64);
+    let length = u32::try_from(20 + request.bytes.len()).unwrap_or(u32::MAX);
+    message.extend_from_slice(&length.to_ne_bytes());
+    message.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ).to_ne_bytes());
+    message.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    message.extend_from_slice(&1_u32.to_ne_bytes());
+    message.extend_from_slice(&0_u32.to_ne_bytes());
+    message.extend_from_slice(&[family as u8, 0, 0, 0]);
+    message.extend_from_slice(&request.bytes);
+
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    socket.send(&message, 0)?;
+    let mut counters = Vec::new();
+    let mut buffer = Vec::with_capacity(1 << 16);
+    loop {
+        buffer.clear();
+        socket.recv(&mut buffer, 0)?;
+        for message in messages(&buffer) {
+            match message.kind {
+                NLMSG_DONE => return Ok(counters),
+                NLMSG_ERROR => check_acknowledgement(&message)?,
+                _ => counters.extend(counter_object(table, &message)),
+            }
+        }
+    }
+}
+
+/// A NEWOBJ message of the dump: the counter's name and count, when it
+/// is a counter of `table` (the kernel filters, this makes sure).
+fn counter_object(table: &str, message: &Message<'_>) -> Option<(String, Count)> {
+    // struct nfgenmsg precedes the attributes.
+    let mut name = None;
+    let mut in_table = false;
+    let mut count = None;
+    for (kind, value) in attributes(message.payload.get(4..)?) {
+        match kind {
+            1 => in_table = value.strip_suffix(&[0]) == Some(table.as_bytes()),
+            2 => name = String::from_utf8(value.strip_suffix(&[0])?.to_vec()).ok(),
+            3 if word(value, 0).map(u32::from_be_bytes) != Some(OBJECT_COUNTER) => return None,
+            4 => {
+                let mut read = Count::default();
+                for (field, bytes) in attributes(value) {
+                    let number = u64::from_be_bytes(bytes.try_into().ok()?);
+                    match field {
+                        1 => read.bytes = number,
+                        2 => read.packets = number,
+                        _ => {}
+                    }
+                }
+                count = Some(read);
+            }
+            _ => {}
+        }
+    }
+    if !in_table {
+        return None;
+    }
+    Some((name?, count?))
 }
 
 #[cfg(test)]

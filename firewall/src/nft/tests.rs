@@ -427,3 +427,100 @@ fn a_meter_and_a_trusted_set() {
 "#,
     );
 }
+
+#[test]
+fn counters_read_back_as_nft_reports_them() {
+    let (ours, nfts) = in_new_namespace(|| {
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("ip runs");
+        assert!(up.success());
+        let mut batch = Batch::default();
+        batch
+            .add_table(Family::Netdev, "ixgate")
+            .add_counter(Family::Netdev, "ixgate", "seen")
+            .add_counter(Family::Netdev, "ixgate", "idle")
+            .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
+            .add_rule(
+                Family::Netdev,
+                "ixgate",
+                "ingress",
+                &[
+                    Expression::Meta {
+                        key: meta::PROTOCOL,
+                    },
+                    Expression::equals(vec![0x08, 0x00]),
+                    Expression::ipv4_destination(),
+                    Expression::equals(vec![127, 0, 0, 2]),
+                    Expression::NamedCounter("seen".into()),
+                ],
+            );
+        batch.apply().expect("the kernel takes the batch");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bound");
+        for _ in 0..5 {
+            socket.send_to(&[0; 100], "127.0.0.2:9").expect("sent");
+        }
+        let ours = dump_counters(Family::Netdev, "ixgate").expect("read");
+        let asked = read_counters(Family::Netdev, "ixgate", &["idle", "seen"]).expect("read");
+        assert_eq!(
+            asked.iter().map(|count| count.packets).collect::<Vec<_>>(),
+            [0, 5]
+        );
+        let listed = nft_json(&["list", "counters", "table", "netdev", "ixgate"]);
+        let nfts: Vec<(String, Count)> = listed["nftables"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|item| item.get("counter"))
+            .map(|counter| {
+                (
+                    counter["name"].as_str().expect("a name").to_owned(),
+                    Count {
+                        packets: counter["packets"].as_u64().expect("packets"),
+                        bytes: counter["bytes"].as_u64().expect("bytes"),
+                    },
+                )
+            })
+            .collect();
+        (ours, nfts)
+    });
+    assert_eq!(ours, nfts);
+    let seen = ours.iter().find(|(name, _)| name == "seen").expect("seen");
+    assert_eq!(seen.1.packets, 5);
+    // IPv4 and UDP headers and the payload: lo has no link header at ingress.
+    assert_eq!(seen.1.bytes, 5 * (20 + 8 + 100));
+    let idle = ours.iter().find(|(name, _)| name == "idle").expect("idle");
+    assert_eq!(idle.1, Count::default());
+}
+
+#[test]
+fn a_missing_table_is_a_missing_counter_not_a_zero() {
+    let result = in_new_namespace(|| read_counters(Family::Netdev, "absent", &["seen"]));
+    assert!(
+        matches!(&result, Err(NftError::MissingCounter { name, .. }) if name == "seen"),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn truncated_netlink_input_ends_the_walk() {
+    // One whole message (kind 3, NLMSG_DONE) then a header claiming more
+    // than is there, then a length below the header's own.
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&20_u32.to_ne_bytes());
+    bytes.extend_from_slice(&3_u16.to_ne_bytes());
+    bytes.extend_from_slice(&[0; 14]);
+    bytes.extend_from_slice(&200_u32.to_ne_bytes());
+    bytes.extend_from_slice(&[0; 12]);
+    let walked: Vec<u16> = messages(&bytes).map(|message| message.kind).collect();
+    assert_eq!(walked, [3]);
+    assert_eq!(messages(&8_u32.to_ne_bytes().repeat(4)).count(), 0);
+    // An attribute of length 2 (below its header) and one past the end.
+    assert_eq!(attributes(&[2, 0, 1, 0, 9, 9, 9, 9]).count(), 0);
+    assert_eq!(attributes(&[12, 0, 1, 0, 9, 9]).count(), 0);
+    assert_eq!(
+        attributes(&[6, 0, 1, 0, 9, 9, 0, 0, 5, 0, 2, 0, 7]).count(),
+        2
+    );
+}
