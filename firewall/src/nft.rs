@@ -394,18 +394,14 @@ pub enum NftError {
 impl Batch {
     fn message(&mut self, kind: u16, flags: u16, family: Family, attributes: &Attributes) {
         self.sequence += 1;
-        let length = u32::try_from(16 + 4 + attributes.bytes.len()).unwrap_or(u32::MAX);
-        let kind = (NFNL_SUBSYS_NFTABLES << 8) | kind;
-        self.messages.extend_from_slice(&length.to_ne_bytes());
-        self.messages.extend_from_slice(&kind.to_ne_bytes());
-        self.messages
-            .extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK | flags).to_ne_bytes());
-        self.messages
-            .extend_from_slice(&self.sequence.to_ne_bytes());
-        self.messages.extend_from_slice(&0_u32.to_ne_bytes());
-        // struct nfgenmsg: family, version 0, resource id (big-endian).
-        self.messages.extend_from_slice(&[family as u8, 0, 0, 0]);
-        self.messages.extend_from_slice(&attributes.bytes);
+        self.messages.extend(request(
+            (NFNL_SUBSYS_NFTABLES << 8) | kind,
+            NLM_F_ACK | flags,
+            self.sequence,
+            family as u8,
+            0,
+            &attributes.bytes,
+        ));
     }
 
     /// Creates the table (or keeps it, when it exists).
@@ -505,20 +501,11 @@ impl Batch {
         self
     }
 
-    /// The whole batch, framed by BATCH_BEGIN and BATCH_END.
+    /// The whole batch, framed by BATCH_BEGIN and BATCH_END (whose
+    /// resource id names the subsystem the batch is for).
     fn framed(&self) -> Vec<u8> {
-        let frame = |kind: u16, sequence: u32| {
-            let mut bytes = Vec::with_capacity(20);
-            bytes.extend_from_slice(&20_u32.to_ne_bytes());
-            bytes.extend_from_slice(&kind.to_ne_bytes());
-            bytes.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-            bytes.extend_from_slice(&sequence.to_ne_bytes());
-            bytes.extend_from_slice(&0_u32.to_ne_bytes());
-            // nfgenmsg: AF_UNSPEC, version 0, res_id = NFNL_SUBSYS_NFTABLES.
-            bytes.extend_from_slice(&[0, 0]);
-            bytes.extend_from_slice(&NFNL_SUBSYS_NFTABLES.to_be_bytes());
-            bytes
-        };
+        let frame =
+            |kind: u16, sequence: u32| request(kind, 0, sequence, 0, NFNL_SUBSYS_NFTABLES, &[]);
         let mut bytes = frame(NFNL_MSG_BATCH_BEGIN, 0);
         bytes.extend_from_slice(&self.messages);
         bytes.extend(frame(NFNL_MSG_BATCH_END, self.sequence + 1));
@@ -544,6 +531,31 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// One nfnetlink request: the netlink header (always NLM_F_REQUEST),
+/// struct nfgenmsg (family, version 0, big-endian resource id), then the
+/// attributes.
+pub(crate) fn request(
+    kind: u16,
+    flags: u16,
+    sequence: u32,
+    family: u8,
+    resource: u16,
+    attributes: &[u8],
+) -> Vec<u8> {
+    let length = u32::try_from(20 + attributes.len()).unwrap_or(u32::MAX);
+    let mut bytes = Vec::with_capacity(20 + attributes.len());
+    bytes.extend_from_slice(&length.to_ne_bytes());
+    bytes.extend_from_slice(&kind.to_ne_bytes());
+    bytes.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
+    bytes.extend_from_slice(&sequence.to_ne_bytes());
+    bytes.extend_from_slice(&0_u32.to_ne_bytes());
+    bytes.push(family);
+    bytes.push(0);
+    bytes.extend_from_slice(&resource.to_be_bytes());
+    bytes.extend_from_slice(attributes);
+    bytes
 }
 
 /// One netlink message as received.
@@ -632,17 +644,16 @@ pub fn read_counters(family: Family, table: &str, names: &[&str]) -> Result<Vec<
 
 /// Every named counter of a table.
 fn dump_counters(family: Family, table: &str) -> Result<Vec<(String, Count)>, NftError> {
-    let mut request = Attributes::default();
-    request.string(1, table).be32(3, OBJECT_COUNTER);
-    let mut message = Vec::with_capacity(64);
-    let length = u32::try_from(20 + request.bytes.len()).unwrap_or(u32::MAX);
-    message.extend_from_slice(&length.to_ne_bytes());
-    message.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ).to_ne_bytes());
-    message.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    message.extend_from_slice(&1_u32.to_ne_bytes());
-    message.extend_from_slice(&0_u32.to_ne_bytes());
-    message.extend_from_slice(&[family as u8, 0, 0, 0]);
-    message.extend_from_slice(&request.bytes);
+    let mut filter = Attributes::default();
+    filter.string(1, table).be32(3, OBJECT_COUNTER);
+    let message = request(
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ,
+        NLM_F_DUMP,
+        1,
+        family as u8,
+        0,
+        &filter.bytes,
+    );
 
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
