@@ -4,9 +4,10 @@
 //! So far: the flood detector ([`detector`], pure) and our own nf_tables
 //! client ([`nft`]: tables, chains, sets, counter objects and rules sent
 //! as one atomic batch and checked against `nft`; counter reads in one
-//! dump), and the decoder of sampled packet headers ([`sample`], pure).
-//! The ruleset rendered from policy and the NFLOG listener come with the
-//! rest of the firewall issue.
+//! dump), and sampling ([`sample`]: a pure decoder of sampled headers and
+//! a non-blocking NFLOG group listener). The ruleset rendered from policy,
+//! its lifecycle and the adaptive sampling rate come with the rest of the
+//! firewall issue.
 
 pub mod detector;
 pub mod nft;

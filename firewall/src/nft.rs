@@ -24,11 +24,11 @@ const NFT_MSG_NEWOBJ: u16 = 18;
 const NFT_MSG_GETOBJ: u16 = 19;
 
 const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
+pub(crate) const NLM_F_ACK: u16 = 0x4;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
 const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLA_F_NESTED: u16 = 0x8000;
 
@@ -42,12 +42,12 @@ pub enum Family {
 
 /// Netlink TLV attributes being written.
 #[derive(Default)]
-struct Attributes {
-    bytes: Vec<u8>,
+pub(crate) struct Attributes {
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Attributes {
-    fn put(&mut self, kind: u16, value: &[u8]) -> &mut Self {
+    pub(crate) fn put(&mut self, kind: u16, value: &[u8]) -> &mut Self {
         let length = u16::try_from(4 + value.len()).unwrap_or(u16::MAX);
         self.bytes.extend_from_slice(&length.to_ne_bytes());
         self.bytes.extend_from_slice(&kind.to_ne_bytes());
@@ -560,15 +560,15 @@ pub(crate) fn request(
 
 /// One netlink message as received.
 #[derive(Debug, PartialEq, Eq)]
-struct Message<'a> {
-    kind: u16,
-    sequence: u32,
+pub(crate) struct Message<'a> {
+    pub(crate) kind: u16,
+    pub(crate) sequence: u32,
     /// What follows the 16-byte header.
-    payload: &'a [u8],
+    pub(crate) payload: &'a [u8],
 }
 
 /// The messages in one datagram; a truncated or malformed tail ends it.
-fn messages(buffer: &[u8]) -> impl Iterator<Item = Message<'_>> {
+pub(crate) fn messages(buffer: &[u8]) -> impl Iterator<Item = Message<'_>> {
     let mut rest = buffer;
     std::iter::from_fn(move || {
         let header = rest.get(..16)?;
@@ -590,7 +590,7 @@ fn word(bytes: &[u8], at: usize) -> Option<[u8; 4]> {
 }
 
 /// NLMSG_ERROR carries an errno; zero is the acknowledgement.
-fn check_acknowledgement(message: &Message<'_>) -> Result<(), NftError> {
+pub(crate) fn check_acknowledgement(message: &Message<'_>) -> Result<(), NftError> {
     let code = word(message.payload, 0).map_or(0, i32::from_ne_bytes);
     if code == 0 {
         return Ok(());
@@ -602,7 +602,7 @@ fn check_acknowledgement(message: &Message<'_>) -> Result<(), NftError> {
 }
 
 /// The netlink attributes in `bytes` as (type without flags, value).
-fn attributes(bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(crate) fn attributes(bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     let mut rest = bytes;
     std::iter::from_fn(move || {
         let header = rest.get(..4)?;
@@ -707,4 +707,4 @@ fn counter_object(table: &str, message: &Message<'_>) -> Option<(String, Count)>
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

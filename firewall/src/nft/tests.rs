@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::*;
 
 /// Runs `body` on a new thread in a new, empty network namespace.
-fn in_new_namespace<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn in_new_namespace<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(move || {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare (root needed)");
         body()
@@ -63,7 +63,7 @@ fn tcp_to_service() -> Vec<Expression> {
     ]
 }
 
-fn ingress_on_lo() -> Chain {
+pub(crate) fn ingress_on_lo() -> Chain {
     Chain {
         name: "ingress".into(),
         hook: 0,

@@ -145,3 +145,66 @@ fn no_cut_or_corruption_panics() {
         }
     }
 }
+
+/// The listener against the kernel: a `log group` rule on lo's ingress
+/// in a namespace of the test's own samples three datagrams.
+#[test]
+fn the_listener_decodes_what_a_log_rule_samples() {
+    use crate::nft::tests::{in_new_namespace, ingress_on_lo};
+    use crate::nft::{Batch, Expression, Family, meta};
+
+    let (samples, local_port, undecodable) = in_new_namespace(|| {
+        let up = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("ip runs");
+        assert!(up.success());
+        let mut listener = NflogListener::open(7, 128).expect("bound to group 7");
+        let mut batch = Batch::default();
+        batch
+            .add_table(Family::Netdev, "ixgate")
+            .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
+            .add_rule(
+                Family::Netdev,
+                "ixgate",
+                "ingress",
+                &[
+                    Expression::Meta {
+                        key: meta::PROTOCOL,
+                    },
+                    Expression::equals(vec![0x08, 0x00]),
+                    Expression::ipv4_destination(),
+                    Expression::equals(vec![127, 0, 0, 2]),
+                    Expression::Log {
+                        group: 7,
+                        snaplen: 64,
+                    },
+                ],
+            );
+        batch.apply().expect("the kernel takes the batch");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bound");
+        let local_port = socket.local_addr().expect("an address").port();
+        for _ in 0..3 {
+            socket.send_to(&[0; 100], "127.0.0.2:9").expect("sent");
+        }
+        let mut samples = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while samples.len() < 3 && std::time::Instant::now() < deadline {
+            listener.receive(&mut samples).expect("read");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        (samples, local_port, listener.undecodable)
+    });
+    assert_eq!(samples.len(), 3, "{samples:?}");
+    assert_eq!(undecodable, 0);
+    for sample in samples {
+        assert_eq!(sample.source, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(sample.destination, IpAddr::from([127, 0, 0, 2]));
+        assert_eq!(sample.protocol, 17);
+        assert_eq!(sample.source_port, Some(local_port));
+        assert_eq!(sample.destination_port, Some(9));
+        // The header's length, not the snapshot's: 20 + 8 + 100.
+        assert_eq!(sample.length, 128);
+        assert_eq!(sample.ttl, 64);
+    }
+}
