@@ -28,7 +28,7 @@ pub(crate) const NLM_F_ACK: u16 = 0x4;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
 const NLM_F_DUMP: u16 = 0x300;
-pub(crate) const NLMSG_ERROR: u16 = 2;
+const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLA_F_NESTED: u16 = 0x8000;
 
@@ -517,20 +517,25 @@ impl Batch {
         let mut socket = Socket::new(NETLINK_NETFILTER)?;
         socket.bind_auto()?;
         socket.send(&self.framed(), 0)?;
-        let mut acknowledged = 0;
-        let mut buffer = Vec::with_capacity(1 << 16);
-        while acknowledged < self.sequence {
-            buffer.clear();
-            socket.recv(&mut buffer, 0)?;
-            for message in messages(&buffer) {
-                if message.kind == NLMSG_ERROR {
-                    check_acknowledgement(&message)?;
-                    acknowledged += 1;
-                }
+        await_acknowledgements(&socket, self.sequence)
+    }
+}
+
+/// Waits for `count` acknowledgements; the first refusal is the error.
+pub(crate) fn await_acknowledgements(socket: &Socket, count: u32) -> Result<(), NftError> {
+    let mut acknowledged = 0;
+    let mut buffer = Vec::with_capacity(1 << 16);
+    while acknowledged < count {
+        buffer.clear();
+        socket.recv(&mut buffer, 0)?;
+        for message in messages(&buffer) {
+            if message.kind == NLMSG_ERROR {
+                check_acknowledgement(&message)?;
+                acknowledged += 1;
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// One nfnetlink request: the netlink header (always NLM_F_REQUEST),
@@ -590,7 +595,7 @@ fn word(bytes: &[u8], at: usize) -> Option<[u8; 4]> {
 }
 
 /// NLMSG_ERROR carries an errno; zero is the acknowledgement.
-pub(crate) fn check_acknowledgement(message: &Message<'_>) -> Result<(), NftError> {
+fn check_acknowledgement(message: &Message<'_>) -> Result<(), NftError> {
     let code = word(message.payload, 0).map_or(0, i32::from_ne_bytes);
     if code == 0 {
         return Ok(());

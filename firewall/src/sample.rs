@@ -11,8 +11,7 @@ use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
 use crate::detector::PacketSample;
 use crate::nft::{
-    Attributes, NLM_F_ACK, NLMSG_ERROR, NftError, attributes, check_acknowledgement, messages,
-    request,
+    Attributes, NLM_F_ACK, NftError, attributes, await_acknowledgements, messages, request,
 };
 
 /// Why a sampled packet could not be read.
@@ -179,22 +178,11 @@ impl NflogListener {
         let mut messages_out = request(config, NLM_F_ACK, 1, 0, group, &bind.bytes);
         messages_out.extend(request(config, NLM_F_ACK, 2, 0, group, &mode.bytes));
         socket.send(&messages_out, 0)?;
-        let mut buffer = Vec::with_capacity(1 << 16);
-        let mut acknowledged = 0;
-        while acknowledged < 2 {
-            buffer.clear();
-            socket.recv(&mut buffer, 0)?;
-            for message in messages(&buffer) {
-                if message.kind == NLMSG_ERROR {
-                    check_acknowledgement(&message)?;
-                    acknowledged += 1;
-                }
-            }
-        }
+        await_acknowledgements(&socket, 2)?;
         socket.set_non_blocking(true)?;
         Ok(Self {
             socket,
-            buffer,
+            buffer: Vec::with_capacity(1 << 16),
             undecodable: 0,
             overruns: 0,
         })

@@ -63,6 +63,27 @@ fn tcp_to_service() -> Vec<Expression> {
     ]
 }
 
+/// Brings up lo (127.0.0.1/8) in the current namespace.
+pub(crate) fn bring_lo_up() {
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("ip runs");
+    assert!(up.success());
+}
+
+/// At netdev ingress: IPv4 to 127.0.0.2 (sent over lo, unanswered).
+pub(crate) fn to_127_0_0_2() -> Vec<Expression> {
+    vec![
+        Expression::Meta {
+            key: meta::PROTOCOL,
+        },
+        Expression::equals(vec![0x08, 0x00]),
+        Expression::ipv4_destination(),
+        Expression::equals(vec![127, 0, 0, 2]),
+    ]
+}
+
 pub(crate) fn ingress_on_lo() -> Chain {
     Chain {
         name: "ingress".into(),
@@ -431,11 +452,7 @@ fn a_meter_and_a_trusted_set() {
 #[test]
 fn counters_read_back_as_nft_reports_them() {
     let (ours, nfts) = in_new_namespace(|| {
-        let up = Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("ip runs");
-        assert!(up.success());
+        bring_lo_up();
         let mut batch = Batch::default();
         batch
             .add_table(Family::Netdev, "ixgate")
@@ -447,14 +464,10 @@ fn counters_read_back_as_nft_reports_them() {
                 "ixgate",
                 "ingress",
                 &[
-                    Expression::Meta {
-                        key: meta::PROTOCOL,
-                    },
-                    Expression::equals(vec![0x08, 0x00]),
-                    Expression::ipv4_destination(),
-                    Expression::equals(vec![127, 0, 0, 2]),
-                    Expression::NamedCounter("seen".into()),
-                ],
+                    to_127_0_0_2(),
+                    vec![Expression::NamedCounter("seen".into())],
+                ]
+                .concat(),
             );
         batch.apply().expect("the kernel takes the batch");
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bound");

@@ -150,15 +150,11 @@ fn no_cut_or_corruption_panics() {
 /// in a namespace of the test's own samples three datagrams.
 #[test]
 fn the_listener_decodes_what_a_log_rule_samples() {
-    use crate::nft::tests::{in_new_namespace, ingress_on_lo};
-    use crate::nft::{Batch, Expression, Family, meta};
+    use crate::nft::tests::{bring_lo_up, in_new_namespace, ingress_on_lo, to_127_0_0_2};
+    use crate::nft::{Batch, Expression, Family};
 
     let (samples, local_port, undecodable) = in_new_namespace(|| {
-        let up = std::process::Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("ip runs");
-        assert!(up.success());
+        bring_lo_up();
         let mut listener = NflogListener::open(7, 128).expect("bound to group 7");
         let mut batch = Batch::default();
         batch
@@ -169,17 +165,13 @@ fn the_listener_decodes_what_a_log_rule_samples() {
                 "ixgate",
                 "ingress",
                 &[
-                    Expression::Meta {
-                        key: meta::PROTOCOL,
-                    },
-                    Expression::equals(vec![0x08, 0x00]),
-                    Expression::ipv4_destination(),
-                    Expression::equals(vec![127, 0, 0, 2]),
-                    Expression::Log {
+                    to_127_0_0_2(),
+                    vec![Expression::Log {
                         group: 7,
                         snaplen: 64,
-                    },
-                ],
+                    }],
+                ]
+                .concat(),
             );
         batch.apply().expect("the kernel takes the batch");
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bound");
