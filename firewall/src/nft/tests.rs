@@ -84,6 +84,21 @@ pub(crate) fn to_127_0_0_2() -> Vec<Expression> {
     ]
 }
 
+/// The smallest whole table: a counter and an ingress chain on lo that
+/// drops and counts IPv4 to 192.0.2.10.
+fn drop_to_192_0_2_10(batch: &mut Batch) {
+    batch
+        .add_table(Family::Netdev, "ixgate")
+        .add_counter(Family::Netdev, "ixgate", "dropped")
+        .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
+        .add_rule(
+            Family::Netdev,
+            "ixgate",
+            "ingress",
+            &drop_to([192, 0, 2, 10]),
+        );
+}
+
 pub(crate) fn ingress_on_lo() -> Chain {
     Chain {
         name: "ingress".into(),
@@ -165,21 +180,7 @@ fn assert_same_as_nft(build: fn(&mut Batch), intended: &'static str) -> String {
 
 #[test]
 fn a_netdev_table_reads_back_as_nft_itself_builds_it() {
-    let text = assert_same_as_nft(
-        |batch| {
-            batch
-                .add_table(Family::Netdev, "ixgate")
-                .add_counter(Family::Netdev, "ixgate", "dropped")
-                .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
-                .add_rule(
-                    Family::Netdev,
-                    "ixgate",
-                    "ingress",
-                    &drop_to([192, 0, 2, 10]),
-                );
-        },
-        INTENDED,
-    );
+    let text = assert_same_as_nft(drop_to_192_0_2_10, INTENDED);
     // nft's JSON leaves the device out; the text shows it.
     assert!(
         text.contains(r#"type filter hook ingress device "lo" priority -500; policy accept;"#),
@@ -266,16 +267,7 @@ fn notrack_in_an_inet_prerouting_chain() {
 fn a_refused_batch_changes_nothing() {
     let (error, rules) = in_new_namespace(|| {
         let mut batch = Batch::default();
-        batch
-            .add_table(Family::Netdev, "ixgate")
-            .add_counter(Family::Netdev, "ixgate", "dropped")
-            .add_chain(Family::Netdev, "ixgate", &ingress_on_lo())
-            .add_rule(
-                Family::Netdev,
-                "ixgate",
-                "ingress",
-                &drop_to([192, 0, 2, 10]),
-            );
+        drop_to_192_0_2_10(&mut batch);
         batch.apply().expect("first batch");
         // A second rule, then one naming a chain that does not exist: the
         // whole batch is refused, the first rule of it included.
