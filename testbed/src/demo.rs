@@ -127,22 +127,8 @@ fn anycast(lab: &Lab) -> Result<(), LabError> {
 fn flowspec(lab: &Lab) -> Result<(), LabError> {
     step("Flowspec: node-1 asks to discard TCP/443 toward 192.0.2.10");
     let asked = Instant::now();
-    lab.router("node-1")?.cli(&[
-        "global",
-        "rib",
-        "-a",
-        "ipv4-flowspec",
-        "add",
-        "match",
-        "destination",
-        "192.0.2.10/32",
-        "protocol",
-        "tcp",
-        "destination-port",
-        "==443",
-        "then",
-        "discard",
-    ])?;
+    lab.router("node-1")?
+        .cli(&ixgate_testbed::routers::STAND_IN_DISCARD_RULE)?;
     for telco in ["telco-a", "telco-b"] {
         let router = lab.router(telco)?;
         let rule = wait::until(DEADLINE, &format!("{telco} to hold the rule"), || {

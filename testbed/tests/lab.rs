@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use ixgate_testbed::routers::{Family, FlowRoute, Router};
+use ixgate_testbed::routers::{Family, FlowRoute, Router, STAND_IN_DISCARD_RULE};
 use ixgate_testbed::topology::{Role, RouterSoftware, Topology};
 use ixgate_testbed::wait::{self, NotYet};
 use ixgate_testbed::{Lab, expect};
@@ -67,24 +67,7 @@ fn lab() -> Lab {
 /// `2001:db8:100::10`.
 fn originate_flow_rules(lab: &Lab) {
     let stand_in = lab.router("node-1").expect("stand-in");
-    stand_in
-        .cli(&[
-            "global",
-            "rib",
-            "-a",
-            "ipv4-flowspec",
-            "add",
-            "match",
-            "destination",
-            "192.0.2.10/32",
-            "protocol",
-            "tcp",
-            "destination-port",
-            "==443",
-            "then",
-            "discard",
-        ])
-        .expect("v4 rule");
+    stand_in.cli(&STAND_IN_DISCARD_RULE).expect("v4 rule");
     stand_in
         .cli(&[
             "global",

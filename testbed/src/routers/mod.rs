@@ -19,6 +19,25 @@ use crate::LabError;
 use crate::sandbox::SandboxHandle;
 use crate::topology::RouterSoftware;
 
+/// `gobgp` arguments for the stand-in's example Flowspec rule: discard
+/// TCP/443 to 192.0.2.10.
+pub const STAND_IN_DISCARD_RULE: [&str; 14] = [
+    "global",
+    "rib",
+    "-a",
+    "ipv4-flowspec",
+    "add",
+    "match",
+    "destination",
+    "192.0.2.10/32",
+    "protocol",
+    "tcp",
+    "destination-port",
+    "==443",
+    "then",
+    "discard",
+];
+
 /// One BGP neighbour as a router's configuration sees it.
 #[derive(Clone, Debug)]
 pub struct Neighbor {
