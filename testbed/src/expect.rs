@@ -147,13 +147,7 @@ pub fn flow(router: &Router, family: Family, expected: &FlowRoute) -> Result<Flo
                 .map_err(|e| NotYet::Pending(e.to_string()))?;
             table
                 .iter()
-                .find(|r| {
-                    r.destination == expected.destination
-                        && r.protocol == expected.protocol
-                        && r.destination_port == expected.destination_port
-                        && r.rate_bytes == expected.rate_bytes
-                        && (expected.from.is_none() || r.from == expected.from)
-                })
+                .find(|route| route.matches(expected))
                 .cloned()
                 .ok_or_else(|| NotYet::Pending(format!("{table:?}")))
         },

@@ -89,16 +89,6 @@ fn originate_flow_rules(lab: &Lab) {
         .expect("v6 rule");
 }
 
-fn discard_tcp_443() -> FlowRoute {
-    FlowRoute {
-        destination: Some("192.0.2.10/32".parse().expect("prefix")),
-        protocol: Some(6),
-        destination_port: Some(443),
-        rate_bytes: Some(0.0),
-        ..FlowRoute::default()
-    }
-}
-
 fn limit_udp_443_v6() -> FlowRoute {
     FlowRoute {
         destination: Some("2001:db8:100::10/128".parse().expect("prefix")),
@@ -123,12 +113,12 @@ fn telcos_get_the_anycast_prefixes_and_a_flowspec_rule_from_the_stand_in() {
     originate_flow_rules(&lab);
     // BIRD (telco-a) takes Flowspec for both families.
     let bird = lab.router("telco-a").expect("router");
-    wait_flow(bird, Family::Ipv4, &discard_tcp_443());
+    wait_flow(bird, Family::Ipv4, &FlowRoute::stand_in_discard());
     wait_flow(bird, Family::Ipv6, &limit_udp_443_v6());
     // FRR (telco-b) takes IPv4 Flowspec only: its policy file says
     // flowspec_v6 = false, so the session does not carry it.
     let frr = lab.router("telco-b").expect("router");
-    wait_flow(frr, Family::Ipv4, &discard_tcp_443());
+    wait_flow(frr, Family::Ipv4, &FlowRoute::stand_in_discard());
     assert_eq!(
         frr.flow_routes(Family::Ipv6).expect("query"),
         [],
@@ -151,7 +141,7 @@ fn a_gobgp_telco_gets_the_same() {
     wait_anycast_with_prepends(&lab);
     originate_flow_rules(&lab);
     let gobgp = lab.router("telco-b").expect("router");
-    wait_flow(gobgp, Family::Ipv4, &discard_tcp_443());
+    wait_flow(gobgp, Family::Ipv4, &FlowRoute::stand_in_discard());
 }
 
 #[test]

@@ -128,6 +128,34 @@ pub struct FlowRoute {
     pub text: String,
 }
 
+impl FlowRoute {
+    /// The route [`STAND_IN_DISCARD_RULE`] becomes in a router's table.
+    #[must_use]
+    pub fn stand_in_discard() -> Self {
+        Self {
+            destination: Some(IpNet::from(ipnet::Ipv4Net::from(Ipv4Addr::new(
+                192, 0, 2, 10,
+            )))),
+            protocol: Some(6),
+            destination_port: Some(443),
+            rate_bytes: Some(0.0),
+            ..Self::default()
+        }
+    }
+
+    /// Whether this route is `expected`: the same match and rate, and
+    /// the same neighbour when `expected` names one. (The router's text
+    /// differs between routers, so it is not compared.)
+    #[must_use]
+    pub fn matches(&self, expected: &FlowRoute) -> bool {
+        self.destination == expected.destination
+            && self.protocol == expected.protocol
+            && self.destination_port == expected.destination_port
+            && self.rate_bytes == expected.rate_bytes
+            && (expected.from.is_none() || self.from == expected.from)
+    }
+}
+
 /// A running router and how to ask it things.
 #[derive(Debug)]
 pub struct Router {
