@@ -4,15 +4,9 @@
 //! [`PacketSample`] or the reason there is none out. A sample is whatever
 //! the flood put on the wire, so every field is bounds-checked.
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
-
 use crate::detector::PacketSample;
-use crate::nft::{
-    Attributes, NLM_F_ACK, NftError, attributes, await_acknowledgements, messages, request,
-};
 
 /// Why a sampled packet could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -135,88 +129,6 @@ fn read_transport(sample: &mut PacketSample, transport: &[u8]) {
     }
     if sample.protocol == TCP {
         sample.tcp_flags = transport.get(13).copied();
-    }
-}
-
-/// nfnetlink subsystem of NFLOG (NFNL_SUBSYS_ULOG).
-const NFNL_SUBSYS_ULOG: u16 = 4;
-const NFULNL_MSG_PACKET: u16 = 0;
-const NFULNL_MSG_CONFIG: u16 = 1;
-const NFULNL_CFG_CMD_BIND: u8 = 1;
-const NFULNL_COPY_PACKET: u8 = 2;
-const NFULA_PAYLOAD: u16 = 9;
-/// Linux's errno when a netlink socket's receive buffer overflowed.
-const ENOBUFS: i32 = 105;
-
-/// The listener of one NFLOG group: the sampled packets the ruleset's
-/// `log group N` rules send, decoded. Reading never blocks; a burst that
-/// overflows the socket's buffer is counted, not fatal.
-#[derive(Debug)]
-pub struct NflogListener {
-    socket: Socket,
-    buffer: Vec<u8>,
-    /// Samples whose headers could not be read.
-    pub undecodable: u64,
-    /// Times the kernel dropped samples because we read too slowly.
-    pub overruns: u64,
-}
-
-impl NflogListener {
-    /// Binds to `group`, asking for the first `snapshot` bytes of each
-    /// packet (the rule's own snap length caps it too).
-    pub fn open(group: u16, snapshot: u32) -> Result<Self, NftError> {
-        let mut socket = Socket::new(NETLINK_NETFILTER)?;
-        socket.bind_auto()?;
-        let config = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
-        let mut bind = Attributes::default();
-        bind.put(1, &[NFULNL_CFG_CMD_BIND]);
-        // struct nfulnl_msg_config_mode: copy range (be32), mode, padding.
-        let mut mode_value = snapshot.to_be_bytes().to_vec();
-        mode_value.extend([NFULNL_COPY_PACKET, 0]);
-        let mut mode = Attributes::default();
-        mode.put(2, &mode_value);
-        let mut messages_out = request(config, NLM_F_ACK, 1, 0, group, &bind.bytes);
-        messages_out.extend(request(config, NLM_F_ACK, 2, 0, group, &mode.bytes));
-        socket.send(&messages_out, 0)?;
-        await_acknowledgements(&socket, 2)?;
-        socket.set_non_blocking(true)?;
-        Ok(Self {
-            socket,
-            buffer: Vec::with_capacity(1 << 16),
-            undecodable: 0,
-            overruns: 0,
-        })
-    }
-
-    /// Appends every sample waiting on the socket to `into`.
-    pub fn receive(&mut self, into: &mut Vec<PacketSample>) -> Result<(), NftError> {
-        loop {
-            self.buffer.clear();
-            match self.socket.recv(&mut self.buffer, 0) {
-                Ok(_) => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(error) if error.raw_os_error() == Some(ENOBUFS) => {
-                    self.overruns += 1;
-                    continue;
-                }
-                Err(error) => return Err(error.into()),
-            }
-            for message in messages(&self.buffer) {
-                if message.kind != (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET {
-                    continue;
-                }
-                let payload = message
-                    .payload
-                    .get(4..)
-                    .into_iter()
-                    .flat_map(attributes)
-                    .find(|(kind, _)| *kind == NFULA_PAYLOAD);
-                match payload.map(|(_, packet)| decode(packet)) {
-                    Some(Ok(sample)) => into.push(sample),
-                    _ => self.undecodable += 1,
-                }
-            }
-        }
     }
 }
 
