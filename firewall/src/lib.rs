@@ -10,6 +10,8 @@
 //! rest of the firewall issue.
 
 pub mod detector;
+pub mod install;
 pub mod nflog;
 pub mod nft;
+pub mod ruleset;
 pub mod sample;

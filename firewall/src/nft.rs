@@ -18,10 +18,15 @@ const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_DELRULE: u16 = 8;
 const NFT_MSG_NEWSET: u16 = 9;
+const NFT_MSG_DELSET: u16 = 11;
+const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_NEWOBJ: u16 = 18;
 const NFT_MSG_GETOBJ: u16 = 19;
+const NFT_MSG_DELOBJ: u16 = 20;
 
 const NLM_F_REQUEST: u16 = 0x1;
 pub(crate) const NLM_F_ACK: u16 = 0x4;
@@ -83,11 +88,32 @@ pub enum Header {
     Transport = 2,
 }
 
-/// A verdict (NF_DROP, NF_ACCEPT).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A verdict: NF_DROP, NF_ACCEPT, or on to another chain (NFT_JUMP
+/// returns here afterwards, NFT_GOTO does not).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    Drop = 0,
-    Accept = 1,
+    Drop,
+    Accept,
+    Jump(String),
+    Goto(String),
+}
+
+impl Verdict {
+    fn code(&self) -> i32 {
+        match self {
+            Self::Drop => 0,
+            Self::Accept => 1,
+            Self::Jump(_) => -3,
+            Self::Goto(_) => -4,
+        }
+    }
+
+    fn chain(&self) -> Option<&str> {
+        match self {
+            Self::Jump(chain) | Self::Goto(chain) => Some(chain),
+            Self::Drop | Self::Accept => None,
+        }
+    }
 }
 
 /// The expressions rules are built from, each loading into or reading
@@ -104,6 +130,9 @@ pub enum Expression {
     },
     /// `cmp eq reg 1 DATA` (NFT_CMP_EQ = 0, NFT_CMP_NEQ = 1).
     Compare { not: bool, data: Vec<u8> },
+    /// `exthdr load ipv6 1b @ 44 + 0 present => reg 1`: 1 when the IPv6
+    /// packet has a fragment header, whatever its offset.
+    Ipv6FragmentHeader,
     /// `bitwise reg 1 = (reg 1 & MASK) ^ 0`.
     Mask { mask: Vec<u8> },
     /// An anonymous counter.
@@ -213,6 +242,7 @@ impl Expression {
             Self::Meta { .. } => "meta",
             Self::Payload { .. } => "payload",
             Self::Compare { .. } => "cmp",
+            Self::Ipv6FragmentHeader => "exthdr",
             Self::Mask { .. } => "bitwise",
             Self::ConntrackState => "ct",
             Self::RandomNumber { .. } => "numgen",
@@ -259,6 +289,16 @@ impl Expression {
                     d.put(1, &vec![0; mask.len()]);
                 });
             }
+            // NFTA_EXTHDR_{DREG, TYPE, OFFSET, LEN, FLAGS, OP}: IPPROTO_FRAGMENT,
+            // NFT_EXTHDR_F_PRESENT, NFT_EXTHDR_OP_IPV6.
+            Self::Ipv6FragmentHeader => {
+                data.be32(1, REG_1)
+                    .put(2, &[44])
+                    .be32(3, 0)
+                    .be32(4, 1)
+                    .be32(5, 1)
+                    .be32(6, 0);
+            }
             // NFT_CT_STATE.
             Self::ConntrackState => {
                 data.be32(1, REG_1).be32(2, 0);
@@ -281,10 +321,14 @@ impl Expression {
             Self::NamedCounter(name) => {
                 data.be32(1, OBJECT_COUNTER).string(2, name);
             }
+            // NFTA_IMMEDIATE_DATA { NFTA_DATA_VERDICT { CODE, CHAIN } }.
             Self::Verdict(verdict) => {
                 data.be32(1, REG_VERDICT).nested(2, |d| {
                     d.nested(2, |v| {
-                        v.be32(1, *verdict as u32);
+                        v.put(1, &verdict.code().to_be_bytes());
+                        if let Some(chain) = verdict.chain() {
+                            v.string(2, chain);
+                        }
                     });
                 });
             }
@@ -361,17 +405,33 @@ impl Expression {
     }
 }
 
-/// A chain bound to a hook.
+/// A chain: bound to a hook (a base chain), or reached by jump and goto.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chain {
     pub name: String,
+    pub hook: Option<Hook>,
+}
+
+/// Where a base chain sees packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hook {
     /// NF_NETDEV_INGRESS = 0; for inet: NF_INET_PRE_ROUTING = 0, LOCAL_IN = 1.
-    pub hook: u32,
+    pub number: u32,
     pub priority: i32,
     /// The device of a netdev ingress chain.
     pub device: Option<String>,
     /// `policy accept` when true, else drop.
     pub accept_by_default: bool,
+}
+
+impl Chain {
+    /// A chain reached only by jump and goto.
+    pub fn regular(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            hook: None,
+        }
+    }
 }
 
 /// One nf_tables transaction: everything in it applies, or nothing does.
@@ -420,20 +480,88 @@ impl Batch {
         self
     }
 
+    /// Creates the chain (or keeps it, when it exists with the same hook).
     pub fn add_chain(&mut self, family: Family, table: &str, chain: &Chain) -> &mut Self {
         let mut attributes = Attributes::default();
         attributes.string(1, table).string(3, &chain.name);
-        attributes.nested(4, |hook| {
-            hook.be32(1, chain.hook)
-                .put(2, &chain.priority.to_be_bytes());
-            if let Some(device) = &chain.device {
-                hook.string(3, device);
+        if let Some(hook) = &chain.hook {
+            attributes.nested(4, |attribute| {
+                attribute
+                    .be32(1, hook.number)
+                    .put(2, &hook.priority.to_be_bytes());
+                if let Some(device) = &hook.device {
+                    attribute.string(3, device);
+                }
+            });
+            attributes
+                .be32(5, u32::from(hook.accept_by_default))
+                .string(7, "filter");
+        }
+        self.message(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, &attributes);
+        self
+    }
+
+    /// Deletes a chain; it must hold no rules and no jump may lead to it.
+    pub fn delete_chain(&mut self, family: Family, table: &str, chain: &str) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes.string(1, table).string(3, chain);
+        self.message(NFT_MSG_DELCHAIN, 0, family, &attributes);
+        self
+    }
+
+    /// Deletes every rule of a chain (DELRULE naming no rule).
+    pub fn flush_chain(&mut self, family: Family, table: &str, chain: &str) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes.string(1, table).string(2, chain);
+        self.message(NFT_MSG_DELRULE, 0, family, &attributes);
+        self
+    }
+
+    /// Deletes a set no rule refers to any more.
+    pub fn delete_set(&mut self, family: Family, table: &str, set: &str) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes.string(1, table).string(2, set);
+        self.message(NFT_MSG_DELSET, 0, family, &attributes);
+        self
+    }
+
+    /// Deletes a counter object no rule refers to any more.
+    pub fn delete_counter(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes
+            .string(1, table)
+            .string(2, name)
+            .be32(3, OBJECT_COUNTER);
+        self.message(NFT_MSG_DELOBJ, 0, family, &attributes);
+        self
+    }
+
+    /// Adds addresses to a set (refreshing their timeout when present),
+    /// with the set's own timeout.
+    pub fn add_elements(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        addresses: &[std::net::IpAddr],
+    ) -> &mut Self {
+        let mut attributes = Attributes::default();
+        attributes.string(1, table).string(2, set);
+        // NFTA_SET_ELEM_LIST_ELEMENTS { NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE } } }
+        attributes.nested(3, |list| {
+            for address in addresses {
+                let key = match address {
+                    std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                    std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+                };
+                list.nested(1, |element| {
+                    element.nested(1, |value| {
+                        value.put(1, &key);
+                    });
+                });
             }
         });
-        attributes
-            .be32(5, u32::from(chain.accept_by_default))
-            .string(7, "filter");
-        self.message(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, &attributes);
+        self.message(NFT_MSG_NEWSETELEM, NLM_F_CREATE, family, &attributes);
         self
     }
 

@@ -23,6 +23,8 @@ pub struct NodeFile {
     pub services: Vec<Service>,
     #[serde(default)]
     pub flood: Flood,
+    #[serde(default)]
+    pub firewall: Firewall,
 }
 
 /// `[node]`: identity and pairing.
@@ -262,4 +264,72 @@ impl Threshold {
         self.exit_pps.per_second() * Self::MAX_EXIT_DENOMINATOR
             <= self.enter_pps.per_second() * Self::MAX_EXIT_NUMERATOR
     }
+}
+
+/// `[firewall]`: the kernel filter in front of the services, on the anycast
+/// interface's ingress. Per-source limits catch a few loud sources; the
+/// per-destination limits behind them catch a spoofed flood whose sources
+/// are too many to track.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Firewall {
+    /// SYNs per second from one source address. Mobile carriers put many
+    /// users behind one CGNAT address, so this is per address, not per user.
+    pub syn_per_source: Rate,
+    pub udp_per_source: Rate,
+    pub icmp_per_source: Rate,
+    /// SYNs per second to one service address from all sources not in the
+    /// trusted set (sources that completed mutual TLS lately).
+    pub syn_per_destination: Rate,
+    pub udp_per_destination: Rate,
+    pub icmp_per_destination: Rate,
+    /// During a flood the per-destination limits are divided by this.
+    pub tighten_divisor: u32,
+    /// Source addresses each per-source meter tracks; sources beyond it
+    /// meet only the per-destination limits.
+    pub meter_size: u32,
+    /// A source leaves a meter after this long without packets.
+    pub meter_timeout: Interval,
+    /// Sources the trusted set holds at most.
+    pub trusted_size: u32,
+    /// A trusted source is forgotten after this long.
+    pub trusted_timeout: Interval,
+    /// How often the counters are read (each read is one netlink dump).
+    pub counter_interval: Interval,
+    /// Sampled packets per second the sampler aims at (never more).
+    pub sample_budget: Rate,
+    /// The NFLOG group samples go to.
+    pub nflog_group: u16,
+}
+
+impl Default for Firewall {
+    fn default() -> Self {
+        Self {
+            syn_per_source: Rate::new_const(200),
+            udp_per_source: Rate::new_const(5_000),
+            icmp_per_source: Rate::new_const(10),
+            syn_per_destination: Rate::new_const(20_000),
+            udp_per_destination: Rate::new_const(200_000),
+            icmp_per_destination: Rate::new_const(1_000),
+            tighten_divisor: 4,
+            meter_size: 65_536,
+            meter_timeout: Interval::from_secs(10),
+            trusted_size: 65_536,
+            trusted_timeout: Interval::from_secs(600),
+            counter_interval: Interval::from_millis(100),
+            sample_budget: Rate::new_const(2_000),
+            nflog_group: 4242,
+        }
+    }
+}
+
+impl Firewall {
+    /// Elements a meter or the trusted set may hold at most: about 200 B of
+    /// kernel memory each, so 200 MiB at most per set.
+    pub const MAX_SET_SIZE: u32 = 1 << 20;
+    pub const MIN_COUNTER_INTERVAL: Interval = Interval::from_millis(10);
+    pub const MAX_COUNTER_INTERVAL: Interval = Interval::from_secs(10);
+    /// NFLOG copies every sample to user space; more than this costs more
+    /// than the detection gains.
+    pub const MAX_SAMPLE_BUDGET: u64 = 100_000;
 }

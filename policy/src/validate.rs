@@ -188,6 +188,7 @@ fn check_node(node: &NodeFile, findings: &mut Findings) {
 
     check_services(node, findings);
     check_flood(node, findings);
+    check_firewall(node, findings);
 }
 
 fn check_services(node: &NodeFile, findings: &mut Findings) {
@@ -247,6 +248,57 @@ fn check_flood(node: &NodeFile, findings: &mut Findings) {
             &[Key::Field("flood"), Key::Field(class)],
             threshold,
             findings,
+        );
+    }
+}
+
+fn check_firewall(node: &NodeFile, findings: &mut Findings) {
+    use crate::node::Firewall;
+    let n = FileRef::Node;
+    let firewall = &node.firewall;
+    for (key, size) in [
+        ("meter_size", firewall.meter_size),
+        ("trusted_size", firewall.trusted_size),
+    ] {
+        if size == 0 || size > Firewall::MAX_SET_SIZE {
+            findings.push(
+                n,
+                &[Key::Field("firewall"), Key::Field(key)],
+                format!(
+                    "a set holds from 1 to {} addresses, not {size}",
+                    Firewall::MAX_SET_SIZE
+                ),
+            );
+        }
+    }
+    let interval = firewall.counter_interval;
+    if interval < Firewall::MIN_COUNTER_INTERVAL || interval > Firewall::MAX_COUNTER_INTERVAL {
+        findings.push(
+            n,
+            &[Key::Field("firewall"), Key::Field("counter_interval")],
+            format!(
+                "counters are read every {} to {}, not every {interval}",
+                Firewall::MIN_COUNTER_INTERVAL,
+                Firewall::MAX_COUNTER_INTERVAL
+            ),
+        );
+    }
+    if firewall.sample_budget.per_second() > Firewall::MAX_SAMPLE_BUDGET {
+        findings.push(
+            n,
+            &[Key::Field("firewall"), Key::Field("sample_budget")],
+            format!(
+                "at most {} samples per second, not {}",
+                Firewall::MAX_SAMPLE_BUDGET,
+                firewall.sample_budget
+            ),
+        );
+    }
+    if firewall.tighten_divisor == 0 {
+        findings.push(
+            n,
+            &[Key::Field("firewall"), Key::Field("tighten_divisor")],
+            "the divisor must be at least 1 (1 leaves the limits as they are during a flood)",
         );
     }
 }

@@ -191,7 +191,7 @@ fn hysteresis_keeps_a_flood_that_hovers_between_exit_and_enter() {
     assert_eq!(started(&events).len(), 1);
     // 4 000 pps: below enter, above exit. The flood goes on …
     let events = feed.run(60.0, &[(target(), Class::Syn, 4_000)], start);
-    assert_eq!(ended(&events), []);
+    assert_eq!(ended(&events), Vec::<Duration>::new());
     assert!(
         events
             .iter()

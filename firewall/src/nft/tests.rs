@@ -18,7 +18,7 @@ pub(crate) fn in_new_namespace<T: Send + 'static>(body: impl FnOnce() -> T + Sen
     .expect("the namespace thread")
 }
 
-fn nft_json(args: &[&str]) -> Value {
+pub(crate) fn nft_json(args: &[&str]) -> Value {
     let output = Command::new("nft")
         .arg("-j")
         .args(args)
@@ -102,10 +102,12 @@ fn drop_to_192_0_2_10(batch: &mut Batch) {
 pub(crate) fn ingress_on_lo() -> Chain {
     Chain {
         name: "ingress".into(),
-        hook: 0,
-        priority: -500,
-        device: Some("lo".into()),
-        accept_by_default: true,
+        hook: Some(Hook {
+            number: 0,
+            priority: -500,
+            device: Some("lo".into()),
+            accept_by_default: true,
+        }),
     }
 }
 
@@ -137,7 +139,7 @@ fn strip(value: &mut Value) {
 }
 
 /// `nft list ruleset` as text and as JSON without handles.
-fn listing() -> (String, Value) {
+pub(crate) fn listing() -> (String, Value) {
     let text = Command::new("nft")
         .args(["list", "ruleset"])
         .output()
@@ -151,26 +153,47 @@ fn listing() -> (String, Value) {
 /// `nft -f` in another, and requires the two listings to be identical.
 /// Returns the text listing.
 fn assert_same_as_nft(build: fn(&mut Batch), intended: &'static str) -> String {
+    assert_same_as_nft_after(|| {}, build, intended)
+}
+
+/// Applies `ruleset` (nft syntax) with `nft -f`; it must be taken.
+pub(crate) fn nft_file(ruleset: &str) {
+    let path = std::env::temp_dir().join(format!(
+        "ixgate-nft-{}-{:?}.nft",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&path, ruleset).expect("written");
+    let output = Command::new("nft")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("nft runs");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        output.status.success(),
+        "nft refused the ruleset: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// [`assert_same_as_nft`], with `setup` run first in both namespaces (to
+/// make the devices the chains name).
+pub(crate) fn assert_same_as_nft_after(
+    setup: fn(),
+    build: impl FnOnce(&mut Batch) + Send + 'static,
+    intended: &'static str,
+) -> String {
     let ours = in_new_namespace(move || {
+        setup();
         let mut batch = Batch::default();
         build(&mut batch);
         batch.apply().expect("the kernel takes the batch");
         listing()
     });
     let nfts = in_new_namespace(move || {
-        let path = std::env::temp_dir().join(format!(
-            "ixgate-nft-{}-{:?}.nft",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::write(&path, intended).expect("written");
-        let status = Command::new("nft")
-            .arg("-f")
-            .arg(&path)
-            .status()
-            .expect("nft runs");
-        let _ = std::fs::remove_file(&path);
-        assert!(status.success(), "nft refused the intended ruleset");
+        setup();
+        nft_file(intended);
         listing()
     });
     assert_eq!(ours.1, nfts.1, "JSON listings differ");
@@ -238,10 +261,12 @@ fn notrack_in_an_inet_prerouting_chain() {
         |batch| {
             let raw = Chain {
                 name: "raw".into(),
-                hook: 0,
-                priority: -300,
-                device: None,
-                accept_by_default: true,
+                hook: Some(Hook {
+                    number: 0,
+                    priority: -300,
+                    device: None,
+                    accept_by_default: true,
+                }),
             };
             batch
                 .add_table(Family::Inet, "ixgate")
@@ -334,10 +359,12 @@ fn synproxy_and_conntrack_state_in_an_inet_input_chain() {
         |batch| {
             let input = Chain {
                 name: "in".into(),
-                hook: 1,
-                priority: 0,
-                device: None,
-                accept_by_default: true,
+                hook: Some(Hook {
+                    number: 1,
+                    priority: 0,
+                    device: None,
+                    accept_by_default: true,
+                }),
             };
             let state_has = |bits: u32| {
                 [
