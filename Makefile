@@ -48,3 +48,4 @@ test: fmt lint unit fuzz
 bench: deps
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) bench --bench bgp_propagation
+	$(CARGO) bench --bench firewall

@@ -33,6 +33,8 @@ pub enum Request {
         peer: IpAddr,
     },
     ShowMitigations,
+    ShowCounters,
+    ShowFloods,
     /// Withdraw the anycast prefixes from one telco, or from all.
     Drain {
         telco: Option<String>,

@@ -72,6 +72,73 @@ pub fn routes(peer: IpAddr, data: &Value) -> String {
     out
 }
 
+pub fn counters(data: &Value) -> String {
+    let mut table = Table::new(&["TARGET", "COUNTED", "PACKETS", "BYTES", "PPS", "BIT/S"]);
+    for counter in data["counters"].as_array().into_iter().flatten() {
+        table.row(vec![
+            if counter["target"].is_null() {
+                "rest of anycast".to_owned()
+            } else {
+                text(&counter["target"])
+            },
+            text(&counter["counted"]),
+            text(&counter["packets"]),
+            text(&counter["bytes"]),
+            text(&counter["pps"]),
+            text(&counter["bps"]),
+        ]);
+    }
+    let mut out = table.render("");
+    let _ = writeln!(
+        out,
+        "sampling 1 in {}; limits {}; samples undecodable {}, lost to overruns {}",
+        text(&data["sample_one_in"]),
+        if data["tightened"] == Value::Bool(true) {
+            "tightened (flood)"
+        } else {
+            "as configured"
+        },
+        text(&data["samples_undecodable"]),
+        text(&data["sample_overruns"]),
+    );
+    if !data["error"].is_null() {
+        let _ = writeln!(out, "last read failed: {}", text(&data["error"]));
+    }
+    out
+}
+
+pub fn floods(data: &Value) -> String {
+    let mut table = Table::new(&["TARGET", "CLASS", "STATE", "PPS", "SIGNATURE"]);
+    for flood in data.as_array().into_iter().flatten() {
+        let signature = &flood["signature"];
+        let mut parts = Vec::new();
+        for (key, name) in [
+            ("protocol", "proto"),
+            ("destination_port", "dport"),
+            ("tcp_flags", "flags"),
+            ("length", "length"),
+            ("source_prefixes", "from"),
+        ] {
+            let value = &signature[key];
+            if !value.is_null() && value.as_array().is_none_or(|items| !items.is_empty()) {
+                parts.push(format!("{name} {}", text(value)));
+            }
+        }
+        table.row(vec![
+            text(&flood["target"]),
+            text(&flood["class"]),
+            if flood["ended_unix_ms"].is_null() {
+                "ongoing".to_owned()
+            } else {
+                "ended".to_owned()
+            },
+            text(&flood["pps"]),
+            parts.join(", "),
+        ]);
+    }
+    table.render("")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

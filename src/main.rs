@@ -3,6 +3,7 @@
 mod check;
 mod control;
 mod ctl;
+mod firewall;
 mod run;
 mod table;
 
@@ -97,6 +98,10 @@ enum Show {
     Routes { peer: IpAddr },
     /// Drain state, Flowspec rules and blackholes in force.
     Mitigations,
+    /// The firewall's counters per service address and class, with rates.
+    Counters,
+    /// Floods going on, and the last ones that ended.
+    Floods,
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +214,10 @@ fn ctl(
         CtlCommand::Show {
             what: Show::Mitigations,
         } => Request::ShowMitigations,
+        CtlCommand::Show {
+            what: Show::Counters,
+        } => Request::ShowCounters,
+        CtlCommand::Show { what: Show::Floods } => Request::ShowFloods,
         CtlCommand::Drain { telco } => Request::Drain { telco },
         CtlCommand::Undrain { telco } => Request::Undrain { telco },
         CtlCommand::Mitigate {
@@ -230,6 +239,8 @@ fn ctl(
         Request::ShowPeers => print!("{}", ctl::peers(&answer.data)),
         Request::ShowRoutes { peer } => print!("{}", ctl::routes(peer, &answer.data)),
         Request::ShowMitigations => println!("{}", serde_json::to_string_pretty(&answer.data)?),
+        Request::ShowCounters => print!("{}", ctl::counters(&answer.data)),
+        Request::ShowFloods => print!("{}", ctl::floods(&answer.data)),
         _ => println!("{}", ctl::text(&answer.data)),
     }
     Ok(())

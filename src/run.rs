@@ -1,6 +1,6 @@
-//! `ixgate run`: the appliance process. Today it runs the BGP speaker from
-//! the configuration and the control socket; the firewall, the proxy and
-//! policy routing join it as their issues land.
+//! `ixgate run`: the appliance process. Today it runs the firewall, the
+//! BGP speaker from the configuration and the control socket; the proxy
+//! and policy routing join it as their issues land.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,8 @@ pub enum RunError {
     Speaker(#[from] ixgate_bgp::speaker::SpeakerError),
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    #[error("cannot install the firewall: {0}")]
+    Firewall(#[from] ixgate_firewall::watch::WatchError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -45,6 +47,7 @@ const CONNECT_RETRY: Duration = Duration::from_secs(5);
 pub struct Appliance {
     config: Config,
     speaker: Speaker,
+    firewall: Arc<Mutex<crate::firewall::View>>,
     state: Mutex<State>,
 }
 
@@ -106,6 +109,14 @@ impl Appliance {
                     "blackholes": state.blackholes,
                 })),
                 Err(_) => Answer::error("state lock poisoned".into()),
+            },
+            Request::ShowCounters => match self.firewall.lock() {
+                Ok(view) => Answer::data(view.counters()),
+                Err(_) => Answer::error("firewall view lock poisoned".into()),
+            },
+            Request::ShowFloods => match self.firewall.lock() {
+                Ok(view) => Answer::data(view.floods()),
+                Err(_) => Answer::error("firewall view lock poisoned".into()),
             },
             Request::Drain { telco: None } => self.change(|state| state.drained = true),
             Request::Undrain { telco: None } => self.change(|state| {
@@ -257,11 +268,14 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    runtime.block_on(async {
+    // The firewall goes in before anything is announced.
+    let firewall = crate::firewall::FirewallTask::start(&config)?;
+    let result = runtime.block_on(async {
         let speaker = Speaker::start(&speaker_config(&config)?)?;
         let appliance = Arc::new(Appliance {
             config,
             speaker,
+            firewall: firewall.view(),
             state: Mutex::new(State::default()),
         });
         appliance.export();
@@ -287,5 +301,10 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = std::fs::remove_file(&socket);
         Ok(())
-    })
+    });
+    // Last: our tables go once nothing is announced any more.
+    if let Err(error) = firewall.stop() {
+        eprintln!("ixgate: removing the firewall tables: {error}");
+    }
+    result
 }

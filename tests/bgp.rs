@@ -9,7 +9,7 @@ use std::path::Path;
 use ixgate_testbed::Lab;
 use ixgate_testbed::expect;
 use ixgate_testbed::routers::{Family, FlowRoute};
-use ixgate_testbed::topology::{IxgateRuns, Role, RouterSoftware, Topology};
+use ixgate_testbed::topology::{Role, RouterSoftware, Topology};
 
 const NODES: [&str; 4] = [
     "198.51.100.11",
@@ -22,12 +22,12 @@ const NODES: [&str; 4] = [
 /// telco-b's router.
 fn lab(telco_b: RouterSoftware) -> Lab {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/topologies/lab.toml");
-    let mut topology = Topology::load(&path).expect("topology");
+    let mut topology = Topology::load(&path).expect("topology").with_appliances();
     for node in &mut topology.nodes {
-        match &mut node.role {
-            Role::Ixgate { runs, .. } => *runs = IxgateRuns::Appliance,
-            Role::Telco { software, telco } if telco == "telco-b" => *software = telco_b,
-            _ => {}
+        if let Role::Telco { software, telco } = &mut node.role
+            && telco == "telco-b"
+        {
+            *software = telco_b;
         }
     }
     Lab::start(topology).expect("lab starts")

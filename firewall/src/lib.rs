@@ -1,13 +1,14 @@
 //! nftables over netlink: the rendered ruleset, atomic apply, counters,
 //! NFLOG sampling, and the flood detector.
 //!
-//! So far: the flood detector ([`detector`], pure); our own nf_tables
-//! client ([`nft`]: tables, chains, sets, counter objects and rules sent
-//! as one atomic batch and checked against `nft`; counter reads in one
-//! dump); sampling ([`sample`]: a pure decoder of sampled headers;
-//! [`nflog`]: a non-blocking NFLOG group listener). The ruleset rendered
-//! from policy, its lifecycle and the adaptive sampling rate come with the
-//! rest of the firewall issue.
+//! Our own nf_tables client ([`nft`]: tables, chains, sets, counter
+//! objects and rules sent as one atomic batch, checked against `nft`;
+//! counter reads in one dump); the ruleset, a pure function of policy
+//! ([`ruleset`]) installed in place without resetting counters
+//! ([`install`]); sampling ([`sample`]: a pure decoder of sampled headers;
+//! [`nflog`]: a non-blocking NFLOG listener; [`sampling`]: the pure choice
+//! of 1-in-N); the flood detector ([`detector`], pure); and [`watch`],
+//! which ties them together for the daemon, one tick at a time.
 
 pub mod detector;
 pub mod install;
@@ -15,3 +16,5 @@ pub mod nflog;
 pub mod nft;
 pub mod ruleset;
 pub mod sample;
+pub mod sampling;
+pub mod watch;

@@ -154,13 +154,11 @@ pub enum Expression {
     /// host byte order (invalid = 1, untracked = 64).
     ConntrackState,
     /// Answer the SYN with a SYN cookie and open the connection to the
-    /// server only once the client's ACK proves it real.
-    Synproxy {
-        mss: u16,
-        wscale: u8,
-        timestamp: bool,
-        sack_perm: bool,
-    },
+    /// server only once the client's ACK proves it real. Only the MSS is
+    /// announced: window scaling and SACK ride in the timestamp option's
+    /// cookie, and with timestamps on every proxied handshake took one
+    /// second (the server's SYN-ACK retransmission) on these kernels.
+    Synproxy { mss: u16 },
     /// Matches when register 1 is (with `inverted`: is not) in the set.
     Lookup {
         set: String,
@@ -344,20 +342,9 @@ impl Expression {
             Self::Log { group, snaplen } => {
                 data.put(1, &group.to_be_bytes()).be32(3, *snaplen);
             }
-            // NF_SYNPROXY_OPT_{MSS, WSCALE, SACK_PERM, TIMESTAMP}.
-            Self::Synproxy {
-                mss,
-                wscale,
-                timestamp,
-                sack_perm,
-            } => {
-                let flags = 0x01
-                    | 0x02
-                    | if *sack_perm { 0x04 } else { 0 }
-                    | if *timestamp { 0x08 } else { 0 };
-                data.put(1, &mss.to_be_bytes())
-                    .put(2, &[*wscale])
-                    .be32(3, flags);
+            // NF_SYNPROXY_OPT_MSS.
+            Self::Synproxy { mss } => {
+                data.put(1, &mss.to_be_bytes()).be32(3, 0x01);
             }
             Self::Lookup {
                 set,

@@ -41,12 +41,9 @@ pub const TABLE: &str = "ixgate";
 /// extension headers and the TCP header fit.
 pub const SAMPLE_SNAPLEN: u32 = 128;
 
-/// SYN proxy options. The MSS assumes a 1500-byte MTU on the anycast
-/// network; the window scale must match what our own stack offers (7 with
-/// Linux defaults), since the proxy does not translate it.
+/// The MSS the SYN proxy announces: a 1500-byte MTU on the anycast network.
 const SYNPROXY_MSS_V4: u16 = 1460;
 const SYNPROXY_MSS_V6: u16 = 1440;
-const SYNPROXY_WSCALE: u8 = 7;
 
 const HTTPS: u16 = 443;
 const BGP: u16 = 179;
@@ -507,9 +504,6 @@ fn synproxy_rules(inet: &mut TableBuilder, service: IpAddr) {
             IpFamily::V4 => SYNPROXY_MSS_V4,
             IpFamily::V6 => SYNPROXY_MSS_V6,
         },
-        wscale: SYNPROXY_WSCALE,
-        timestamp: true,
-        sack_perm: true,
     });
     inet.rule("input", proxy);
     let mut invalid = to_https();

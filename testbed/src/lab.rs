@@ -1,14 +1,17 @@
 //! A running lab: its sandbox, network, routers and run directory.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientOutcome, ClientRequest};
 use crate::flood::{Flood, FloodReport, parse_mac};
 use crate::origin::OriginRequest;
+use crate::probe::{ProbeReport, Transport};
 use crate::routers::Router;
 use crate::sandbox::{Sandbox, SandboxHandle, runs_root, unique_run_name};
 use crate::topology::{IxgateRuns, Role, RouterSoftware, Topology};
@@ -124,6 +127,10 @@ fn copy_config(from: &Path, to: &Path) -> Result<(), LabError> {
 
 /// How long an attacker may take to resolve its gateway's MAC address.
 const NEIGHBOUR_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long BGP may take to bring an anycast service within a client's
+/// reach.
+const ANYCAST_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What `ixgate-testbed status`, `exec` and `down` need to find a lab: kept
 /// as `lab.json` in its run directory.
@@ -315,7 +322,6 @@ impl Lab {
         &mut self,
         site: &BTreeMap<String, ixgate_policy::Config>,
     ) -> Result<(), LabError> {
-        let binary = sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?;
         let origins: Vec<(String, String, Vec<std::net::IpAddr>)> = self
             .topology
             .nodes
@@ -377,38 +383,151 @@ impl Lab {
                     std::net::SocketAddr::new(address, port).to_string(),
                 ]);
             }
-            let mut command = self
-                .sandbox_handle()
-                .node_command(&node, &binary.to_string_lossy());
-            command
-                .args(&args)
-                .stdin(std::process::Stdio::null())
-                .stdout(log_file(&dir.join("origin.out"))?)
-                .stderr(log_file(&dir.join("origin.err"))?);
-            let child = command.spawn().map_err(|source| LabError::Spawn {
-                what: format!("the origin in {node}"),
-                source,
-            })?;
-            self.daemons.push(child);
-            wait::until(
-                ORIGIN_DEADLINE,
-                &format!("the origin in {node} to listen"),
-                || {
-                    if ready.exists() {
-                        Ok(())
-                    } else {
-                        let errors =
-                            std::fs::read_to_string(dir.join("origin.err")).unwrap_or_default();
-                        if errors.is_empty() {
-                            Err(NotYet::Pending("not ready".into()))
-                        } else {
-                            Err(NotYet::Failed(errors))
-                        }
-                    }
-                },
-            )?;
+            self.start_daemon(&node, "origin", &args, &dir, &ready)?;
         }
         Ok(())
+    }
+
+    /// Starts `ixgate-testbed ARGS` in `node` as a daemon of the lab, its
+    /// output in `dir/WHAT.out` and `.err`, and waits until it writes
+    /// `ready` (or fails, saying so on its standard error).
+    fn start_daemon(
+        &mut self,
+        node: &str,
+        what: &str,
+        args: &[String],
+        dir: &Path,
+        ready: &Path,
+    ) -> Result<(), LabError> {
+        let binary = sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?;
+        let errors = dir.join(format!("{what}.err"));
+        let mut command = self
+            .sandbox_handle()
+            .node_command(node, &binary.to_string_lossy());
+        command
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file(&dir.join(format!("{what}.out")))?)
+            .stderr(log_file(&errors)?);
+        let child = command.spawn().map_err(|source| LabError::Spawn {
+            what: format!("the {what} in {node}"),
+            source,
+        })?;
+        self.daemons.push(child);
+        wait::until(
+            ORIGIN_DEADLINE,
+            &format!("the {what} in {node} to listen"),
+            || {
+                if ready.exists() {
+                    Ok(())
+                } else {
+                    let errors = std::fs::read_to_string(&errors).unwrap_or_default();
+                    if errors.is_empty() {
+                        Err(NotYet::Pending("not ready".into()))
+                    } else {
+                        Err(NotYet::Failed(errors))
+                    }
+                }
+            },
+        )
+    }
+
+    /// Starts a plain service (TCP greeting, UDP echo) on `listen` in
+    /// `node`: something for the firewall to let through or not.
+    pub fn start_service(&mut self, node: &str, listen: SocketAddr) -> Result<(), LabError> {
+        self.check_node(node)?;
+        let dir = self.run_dir.join(node);
+        std::fs::create_dir_all(&dir).map_err(|source| LabError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let what = format!("serve-{}", listen.port());
+        let ready = dir.join(format!("{what}.ready"));
+        let args = vec![
+            "serve".to_owned(),
+            "--listen".to_owned(),
+            listen.to_string(),
+            "--ready".to_owned(),
+            ready.to_string_lossy().into_owned(),
+        ];
+        self.start_daemon(node, &what, &args, &dir, &ready)
+    }
+
+    /// Probes a service from `node` (see [`crate::probe`]).
+    pub fn probe(
+        &self,
+        node: &str,
+        transport: Transport,
+        target: SocketAddr,
+        count: u32,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<ProbeReport, LabError> {
+        let binary = sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?;
+        let transport = match transport {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        };
+        let output = self.exec(
+            node,
+            &binary.to_string_lossy(),
+            &[
+                "probe",
+                "--transport",
+                transport,
+                "--target",
+                &target.to_string(),
+                "--count",
+                &count.to_string(),
+                "--interval-ms",
+                &interval.as_millis().to_string(),
+                "--timeout-ms",
+                &timeout.as_millis().to_string(),
+            ],
+        )?;
+        serde_json::from_slice(&output.stdout).map_err(|error| LabError::Router {
+            router: node.to_owned(),
+            message: format!("the probe printed no report: {error}"),
+        })
+    }
+
+    /// An anycast service behind `node`'s firewall: `service`'s address on
+    /// the node's loopback, a plain server on it (the proxy's stand-in),
+    /// and the route back to `customers` via `gateway` (the node learns no
+    /// routes). Returns once `client` gets a TCP answer, that is once the
+    /// telcos route the anycast prefix to a node.
+    pub fn start_anycast_service(
+        &mut self,
+        node: &str,
+        service: SocketAddr,
+        customers: &str,
+        gateway: &str,
+        client: &str,
+    ) -> Result<(), LabError> {
+        let address = match service.ip() {
+            std::net::IpAddr::V4(v4) => format!("{v4}/32"),
+            std::net::IpAddr::V6(v6) => format!("{v6}/128"),
+        };
+        self.exec(node, "ip", &["addr", "add", &address, "dev", "lo"])?;
+        self.exec(node, "ip", &["route", "add", customers, "via", gateway])?;
+        self.start_service(node, service)?;
+        wait::until(ANYCAST_DEADLINE, "a first TCP answer", || {
+            let report = self
+                .probe(
+                    client,
+                    Transport::Tcp,
+                    service,
+                    1,
+                    Duration::ZERO,
+                    Duration::from_millis(500),
+                )
+                .map_err(|error| NotYet::Failed(error.to_string()))?;
+            if report.succeeded == 1 {
+                Ok(())
+            } else {
+                Err(NotYet::Pending(format!("{report:?}")))
+            }
+        })
     }
 
     /// Starts `ixgate run` in `node` with the configuration in `dir`.

@@ -14,6 +14,7 @@ mod net;
 pub mod origin;
 mod peering;
 pub mod pki;
+pub mod probe;
 pub mod routers;
 pub mod sandbox;
 pub mod topology;

@@ -63,9 +63,36 @@ enum Command {
         #[arg(long)]
         ready: PathBuf,
     },
+    /// Answer TCP connections with a line and echo UDP datagrams on
+    /// --listen (run by labs inside nodes, for the firewall's tests).
+    Serve {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        ready: PathBuf,
+    },
+    /// Probe a `serve` COUNT times and print what was answered, as JSON.
+    Probe {
+        #[arg(long, value_enum)]
+        transport: ProbeTransport,
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+    },
     /// Write the test PKI (CAs, good and bad clients, CRLs, server and
     /// origin certificates, ticket keys) into DIR.
     Pki { dir: PathBuf },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ProbeTransport {
+    Tcp,
+    Udp,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -96,6 +123,32 @@ fn main() -> anyhow::Result<ExitCode> {
                 log,
                 ready,
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen, ready } => {
+            ixgate_testbed::probe::serve(listen, &ready)
+                .with_context(|| format!("cannot serve on {listen}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Probe {
+            transport,
+            target,
+            count,
+            interval_ms,
+            timeout_ms,
+        } => {
+            let transport = match transport {
+                ProbeTransport::Tcp => ixgate_testbed::probe::Transport::Tcp,
+                ProbeTransport::Udp => ixgate_testbed::probe::Transport::Udp,
+            };
+            let report = ixgate_testbed::probe::probe(
+                transport,
+                target,
+                count,
+                Duration::from_millis(interval_ms),
+                Duration::from_millis(timeout_ms),
+            );
+            println!("{}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Pki { dir } => {

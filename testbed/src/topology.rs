@@ -227,6 +227,17 @@ pub enum TopologyError {
 const MAX_IFNAME: usize = 15;
 
 impl Topology {
+    /// The same lab with `ixgate run` in every ixgate node.
+    #[must_use]
+    pub fn with_appliances(mut self) -> Self {
+        for node in &mut self.nodes {
+            if let Role::Ixgate { runs, .. } = &mut node.role {
+                *runs = IxgateRuns::Appliance;
+            }
+        }
+        self
+    }
+
     /// Reads a topology file; `config` is resolved against its directory.
     pub fn load(path: &Path) -> Result<Self, TopologyError> {
         let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {

@@ -369,13 +369,18 @@ fn synproxy_and_conntrack_state_in_an_inet_input_chain() {
             let state_has = |bits: u32| {
                 [
                     Expression::ConntrackState,
-                    Expression::Mask { mask: bits.to_ne_bytes().to_vec() },
-                    Expression::Compare { not: true, data: 0_u32.to_ne_bytes().to_vec() },
+                    Expression::Mask {
+                        mask: bits.to_ne_bytes().to_vec(),
+                    },
+                    Expression::Compare {
+                        not: true,
+                        data: 0_u32.to_ne_bytes().to_vec(),
+                    },
                 ]
             };
             let mut syn_proxy = tcp_to_service();
             syn_proxy.extend(state_has(0x41));
-            syn_proxy.push(Expression::Synproxy { mss: 1460, wscale: 7, timestamp: true, sack_perm: true });
+            syn_proxy.push(Expression::Synproxy { mss: 1460 });
             let mut invalid = state_has(0x01).to_vec();
             invalid.push(Expression::Verdict(Verdict::Drop));
             batch
@@ -387,7 +392,7 @@ fn synproxy_and_conntrack_state_in_an_inet_input_chain() {
         "table inet ixgate {
   chain in {
     type filter hook input priority filter; policy accept;
-    ip daddr 192.0.2.10 tcp dport 443 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+    ip daddr 192.0.2.10 tcp dport 443 ct state invalid,untracked synproxy mss 1460
     ct state invalid drop
   }
 }

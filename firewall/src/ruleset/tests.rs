@@ -147,9 +147,9 @@ const INTENDED: &str = r#"table netdev ixgate {
 table inet ixgate {
   chain input {
     type filter hook input priority filter; policy accept;
-    ip daddr 192.0.2.10 tcp dport 443 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+    ip daddr 192.0.2.10 tcp dport 443 ct state invalid,untracked synproxy mss 1460
     ip daddr 192.0.2.10 tcp dport 443 ct state invalid drop
-    ip6 daddr 2001:db8:100::10 tcp dport 443 ct state invalid,untracked synproxy mss 1440 wscale 7 timestamp sack-perm
+    ip6 daddr 2001:db8:100::10 tcp dport 443 ct state invalid,untracked synproxy mss 1440
     ip6 daddr 2001:db8:100::10 tcp dport 443 ct state invalid drop
   }
 }
