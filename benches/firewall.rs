@@ -38,14 +38,15 @@ const CLIENT_ADDRESS: &str = "198.51.100.66";
 const ATTACKER: &str = "attacker";
 const ATTACKER_DEVICE: &str = "eth0";
 
-/// Legitimate connections per scenario, one every 50 ms, each given 1 s.
-const PROBES: u32 = 40;
-const PROBE_INTERVAL: Duration = Duration::from_millis(50);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Legitimate connections per scenario, one every 100 ms, each given
+/// 1.5 s: time for one SYN retransmission (the first comes after 1 s).
+const PROBES: u32 = 20;
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1_500);
 /// The flood under the probes: long enough to cover them even when every
-/// connection times out early on.
-const PROBE_FLOOD_PACKETS: u64 = 5_000_000;
-const PROBE_FLOOD_TIME: Duration = Duration::from_secs(8);
+/// connection times out (20 × 1.5 s); it runs its whole time.
+const PROBE_FLOOD_PACKETS: u64 = 10_000_000;
+const PROBE_FLOOD_TIME: Duration = Duration::from_secs(32);
 /// The floods whose CPU cost is measured.
 const COST_FLOOD_PACKETS: u64 = 2_000_000;
 const COST_FLOOD_TIME: Duration = Duration::from_secs(3);
@@ -78,9 +79,19 @@ fn nft(lab: &Lab, args: &[&str]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Legitimate connections during a flood.
+#[derive(Debug)]
+struct Legit {
+    probes: ProbeReport,
+    flood: FloodReport,
+    /// The flood ended before the last connection did: the figures mix
+    /// flood and calm.
+    outlasted: bool,
+}
+
 /// Legitimate connections while a flat-out spoofed SYN flood runs: the
 /// probes start once the flood's packets are leaving the attacker.
-fn legit_during_flood(lab: &Lab) -> Result<(ProbeReport, FloodReport), Error> {
+fn legit_during_flood(lab: &Lab) -> Result<Legit, Error> {
     let sent_before = lab.tx_packets(ATTACKER, ATTACKER_DEVICE)?;
     std::thread::scope(|scope| {
         let flood =
@@ -103,8 +114,13 @@ fn legit_during_flood(lab: &Lab) -> Result<(ProbeReport, FloodReport), Error> {
             PROBE_INTERVAL,
             PROBE_TIMEOUT,
         )?;
+        let outlasted = flood.is_finished();
         let flood = flood.join().map_err(|_| "the flood thread panicked")??;
-        Ok((probes, flood))
+        Ok(Legit {
+            probes,
+            flood,
+            outlasted,
+        })
     })
 }
 
@@ -176,17 +192,27 @@ fn flood_costs(lab: &Lab, ticks_per_second: f64) -> Result<[Cost; 2], Error> {
     Ok([syn, udp])
 }
 
-fn print_legit(label: &str, (probes, flood): &(ProbeReport, FloodReport)) {
+fn print_legit(label: &str, legit: &Legit) {
+    let Legit {
+        probes,
+        flood,
+        outlasted,
+    } = legit;
     #[allow(clippy::cast_precision_loss)]
     let flood_kpps = flood.packets_sent as f64 / flood.elapsed.as_secs_f64() / 1e3;
     let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
     println!(
-        "{label:<44} {:>3}/{:<3} {:>6.1} % {:>8} {:>8}   {flood_kpps:>6.0}",
+        "{label:<44} {:>3}/{:<3} {:>6.1} % {:>8} {:>8}   {flood_kpps:>6.0}{}",
         probes.succeeded,
         probes.attempts,
         probes.success_rate() * 100.0,
         ms(probes.p50_ms),
         ms(probes.p99_ms),
+        if *outlasted {
+            "  (the flood ended first)"
+        } else {
+            ""
+        },
     );
 }
 
