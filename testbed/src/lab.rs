@@ -723,7 +723,7 @@ impl Lab {
             }
         })?;
 
-        let sent_before = self.tx_packets(node, &device)?;
+        let started_at = std::time::SystemTime::now();
         let started = std::time::Instant::now();
         let mut trafgen = self.command(node, "timeout")?;
         trafgen
@@ -745,8 +745,18 @@ impl Lab {
             });
         }
         let elapsed = started.elapsed();
+        // trafgen's own count, not the interface's: the attacker's kernel
+        // also sends (RSTs to SYN-ACKs for the sources it owns).
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let packets_sent =
+            crate::flood::packets_outgoing(&stdout).ok_or_else(|| LabError::CommandFailed {
+                command: format!("{trafgen:?}"),
+                status: output.status.code(),
+                stderr: format!("no \"packets outgoing\" in its output: {}", stdout.trim()),
+            })?;
         Ok(FloodReport {
-            packets_sent: self.tx_packets(node, &device)?.saturating_sub(sent_before),
+            packets_sent,
+            started: started_at,
             elapsed,
         })
     }
