@@ -51,6 +51,12 @@ pub enum Request {
     BlackholeRemove {
         prefix: IpNet,
     },
+    /// The proxy's services: names, origins and their health.
+    ShowServices,
+    /// Read the configuration again and apply what can change while
+    /// running (the proxy's certificates, CAs, CRLs, ticket keys and
+    /// services); a bad configuration changes nothing.
+    Reload,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

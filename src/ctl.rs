@@ -17,6 +17,26 @@ pub fn text(value: &Value) -> String {
     }
 }
 
+pub fn services(data: &Value) -> String {
+    let mut table = Table::new(&["SERVICE", "SNI", "ORIGIN", "HEALTHY"]);
+    for service in data.as_array().into_iter().flatten() {
+        for origin in service["origins"].as_array().into_iter().flatten() {
+            table.row(vec![
+                text(&service["name"]),
+                text(&service["sni"]),
+                text(&origin["url"]),
+                if origin["healthy"] == Value::Bool(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_owned(),
+            ]);
+        }
+    }
+    table.render("")
+}
+
 pub fn peers(data: &Value) -> String {
     let mut table = Table::new(&[
         "TELCO",

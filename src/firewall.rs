@@ -2,6 +2,8 @@
 //! configured interval, prints flood events as JSON lines on stdout, and
 //! keeps what `ixgate ctl show counters|floods` reads.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -26,6 +28,8 @@ pub struct View {
     tightened: bool,
     samples_undecodable: u64,
     sample_overruns: u64,
+    /// Batches of verified sources the kernel did not take.
+    trusted_failures: u64,
     error: Option<String>,
 }
 
@@ -37,6 +41,7 @@ impl View {
             "tightened": self.tightened,
             "samples_undecodable": self.samples_undecodable,
             "sample_overruns": self.sample_overruns,
+            "trusted_failures": self.trusted_failures,
             "error": self.error,
         })
     }
@@ -56,7 +61,12 @@ pub struct FirewallTask {
 impl FirewallTask {
     /// Installs the ruleset and starts ticking. Errors when the ruleset
     /// cannot be installed: the appliance does not run unprotected.
-    pub fn start(config: &Config) -> Result<Self, WatchError> {
+    /// `trusted` brings the sources that completed mutual TLS: they join
+    /// the trusted set (the fast lane past the per-destination SYN limit).
+    pub fn start(
+        config: &Config,
+        mut trusted: tokio::sync::mpsc::Receiver<IpAddr>,
+    ) -> Result<Self, WatchError> {
         let mut watch = Watch::start(config)?;
         let interval = config.node.firewall.counter_interval.duration();
         let view = Arc::new(Mutex::new(View::default()));
@@ -68,8 +78,15 @@ impl FirewallTask {
                 let mut next = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let now = Instant::now();
+                    let mut sources = BTreeSet::new();
+                    while let Ok(source) = trusted.try_recv() {
+                        sources.insert(source);
+                    }
+                    let sources: Vec<IpAddr> = sources.into_iter().collect();
+                    let trusted_failed = !sources.is_empty() && watch.trust(&sources).is_err();
                     let result = watch.tick(now);
                     if let Ok(mut view) = view.lock() {
+                        view.trusted_failures += u64::from(trusted_failed);
                         view.update(&watch, result);
                     }
                     next += interval;

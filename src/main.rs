@@ -4,6 +4,7 @@ mod check;
 mod control;
 mod ctl;
 mod firewall;
+mod metrics;
 mod run;
 mod table;
 
@@ -88,6 +89,10 @@ enum CtlCommand {
         #[command(subcommand)]
         action: MitigateAction,
     },
+    /// Read the configuration again (as SIGHUP does): certificates, CAs,
+    /// CRLs, ticket keys and services change without dropping
+    /// connections; a bad configuration is refused whole.
+    Reload,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +107,8 @@ enum Show {
     Counters,
     /// Floods going on, and the last ones that ended.
     Floods,
+    /// The bank services: names, origins and their health.
+    Services,
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +225,10 @@ fn ctl(
             what: Show::Counters,
         } => Request::ShowCounters,
         CtlCommand::Show { what: Show::Floods } => Request::ShowFloods,
+        CtlCommand::Show {
+            what: Show::Services,
+        } => Request::ShowServices,
+        CtlCommand::Reload => Request::Reload,
         CtlCommand::Drain { telco } => Request::Drain { telco },
         CtlCommand::Undrain { telco } => Request::Undrain { telco },
         CtlCommand::Mitigate {
@@ -241,6 +252,7 @@ fn ctl(
         Request::ShowMitigations => println!("{}", serde_json::to_string_pretty(&answer.data)?),
         Request::ShowCounters => print!("{}", ctl::counters(&answer.data)),
         Request::ShowFloods => print!("{}", ctl::floods(&answer.data)),
+        Request::ShowServices => print!("{}", ctl::services(&answer.data)),
         _ => println!("{}", ctl::text(&answer.data)),
     }
     Ok(())

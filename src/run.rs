@@ -1,7 +1,9 @@
 //! `ixgate run`: the appliance process. Today it runs the firewall, the
-//! BGP speaker from the configuration and the control socket; the proxy
-//! and policy routing join it as their issues land.
+//! BGP speaker from the configuration, the mTLS proxy, the metrics
+//! endpoint and the control socket; policy routing joins it with its
+//! issue.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,6 +13,7 @@ use ixgate_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
 use ixgate_bgp::wire::flow::NumericTerm;
 use ixgate_bgp::wire::{Family, FlowAction, FlowFamily, FlowMatch, FlowRule};
 use ixgate_policy::{Config, Drained};
+use ixgate_proxy::{HTTPS_PORT, Proxy};
 
 use crate::control::{self, Answer, FlowSpec, Request};
 
@@ -29,6 +32,13 @@ pub enum RunError {
     Control(#[from] control::ControlError),
     #[error("cannot install the firewall: {0}")]
     Firewall(#[from] ixgate_firewall::watch::WatchError),
+    #[error("cannot start the proxy: {0}")]
+    Proxy(#[from] ixgate_proxy::ProxyError),
+    #[error("cannot serve metrics on {address}: {source}")]
+    Metrics {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -45,8 +55,11 @@ const CONNECT_RETRY: Duration = Duration::from_secs(5);
 /// The running appliance: configuration, speaker and what the operator or
 /// the controller asked for.
 pub struct Appliance {
+    /// Where the configuration is read again on reload.
+    dir: PathBuf,
     config: Config,
     speaker: Speaker,
+    proxy: Arc<Proxy>,
     firewall: Arc<Mutex<crate::firewall::View>>,
     state: Mutex<State>,
 }
@@ -149,7 +162,37 @@ impl Appliance {
             Request::BlackholeRemove { prefix } => {
                 self.change(|state| state.blackholes.retain(|p| *p != prefix))
             }
+            Request::ShowServices => Answer::data(
+                self.proxy
+                    .services()
+                    .into_iter()
+                    .map(|service| {
+                        serde_json::json!({
+                            "name": service.name,
+                            "sni": service.sni,
+                            "origins": service
+                                .origins
+                                .iter()
+                                .map(|(url, healthy)| serde_json::json!({ "url": url, "healthy": healthy }))
+                                .collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Request::Reload => match self.reload() {
+                Ok(()) => Answer::data("reloaded"),
+                Err(error) => Answer::error(error.to_string()),
+            },
         }
+    }
+
+    /// Reads the configuration again and hands the proxy its new services.
+    /// BGP and the firewall keep the configuration they started with until
+    /// the appliance restarts.
+    pub fn reload(&self) -> Result<(), RunError> {
+        let config = load(&self.dir)?;
+        self.proxy.reload(&config)?;
+        Ok(())
     }
 
     /// A configured telco's name, or the answer saying there is none.
@@ -252,8 +295,9 @@ fn speaker_config(config: &Config) -> Result<SpeakerConfig, RunError> {
 
 /// Runs the appliance from the configuration in `dir` until SIGTERM or
 /// SIGINT, then shuts down in order: GRACEFUL_SHUTDOWN, withdraw, close.
-pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> {
-    let config = ixgate_policy::load(dir).map_err(|error| match error {
+/// The whole configuration in `dir`, or every error in it.
+fn load(dir: &Path) -> Result<Config, RunError> {
+    ixgate_policy::load(dir).map_err(|error| match error {
         ixgate_policy::LoadError::Invalid(errors) => RunError::Config(
             errors
                 .iter()
@@ -262,19 +306,48 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
                 .join("\n"),
         ),
         error @ ixgate_policy::LoadError::Unreadable { .. } => RunError::Config(error.to_string()),
-    })?;
+    })
+}
+
+/// Verified sources waiting for the firewall's next tick.
+const TRUSTED_FEED: usize = 4096;
+
+/// Runs the appliance from the configuration in `dir` until SIGTERM or
+/// SIGINT, then shuts down in order: GRACEFUL_SHUTDOWN, withdraw, close.
+pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> {
+    let config = load(dir)?;
     let socket = control_socket.unwrap_or_else(|| config.node.management.control_socket.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
+    let (trusted, trusted_feed) = tokio::sync::mpsc::channel(TRUSTED_FEED);
     // The firewall goes in before anything is announced.
-    let firewall = crate::firewall::FirewallTask::start(&config)?;
+    let firewall = crate::firewall::FirewallTask::start(&config, trusted_feed)?;
     let result = runtime.block_on(async {
+        let proxy = Proxy::new(&config, Some(trusted))?;
+        let service_addresses: Vec<SocketAddr> = config
+            .node
+            .anycast
+            .service_ips
+            .iter()
+            .map(|&ip| SocketAddr::new(ip, HTTPS_PORT))
+            .collect();
+        proxy.serve(&service_addresses)?;
+        let metrics_address = config.node.management.metrics;
+        let metrics = crate::metrics::bind(metrics_address)
+            .await
+            .map_err(|source| RunError::Metrics {
+                address: metrics_address,
+                source,
+            })?;
+        tokio::spawn(crate::metrics::serve(metrics, proxy.clone()));
         let speaker = Speaker::start(&speaker_config(&config)?)?;
         let appliance = Arc::new(Appliance {
+            dir: dir.to_owned(),
             config,
             speaker,
+            proxy,
             firewall: firewall.view(),
             state: Mutex::new(State::default()),
         });
@@ -283,10 +356,21 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .map_err(RunError::Runtime)?;
-        tokio::select! {
-            () = control::serve(listener, appliance.clone()) => {}
-            _ = terminate.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(RunError::Runtime)?;
+        let serve = control::serve(listener, appliance.clone());
+        tokio::pin!(serve);
+        loop {
+            tokio::select! {
+                () = &mut serve => break,
+                _ = terminate.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+                _ = hangup.recv() => {
+                    if let Err(error) = appliance.reload() {
+                        eprintln!("ixgate: reload refused, nothing changed: {error}");
+                    }
+                }
+            }
         }
         // RFC 8326: tell the telcos to move away, then go.
         appliance.change(|state| state.graceful_shutdown = true);

@@ -48,8 +48,9 @@ fn read(path: &Path) -> Result<Vec<u8>, FileError> {
     })
 }
 
-/// Every certificate in a PEM file.
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
+/// Every certificate in a PEM file: a chain to present, at least one
+/// parseable certificate.
+pub fn read_certificate_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
     let bytes = read(path)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -71,15 +72,9 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> 
     Ok(certs)
 }
 
-/// A certificate chain to present: at least one parseable certificate.
-pub fn check_certificate_chain(path: &Path) -> Result<(), FileError> {
-    certificates(path).map(drop)
-}
-
 /// A CA bundle: parseable certificates, at least one of them a CA.
-/// Returns them for checking revocation lists against.
-pub fn check_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
-    let certs = certificates(path)?;
+pub fn read_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
+    let certs = read_certificate_chain(path)?;
     let has_ca = certs
         .iter()
         .any(|der| X509Certificate::from_der(der).is_ok_and(|(_, cert)| cert.is_ca()));
@@ -92,13 +87,13 @@ pub fn check_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, File
     }
 }
 
-/// A revocation list signed by one of the CA certificates in `cas`, which
-/// were read from `ca_path`.
-pub fn check_crl(
+/// A revocation list (PEM or DER) signed by one of the CA certificates in
+/// `cas`, which were read from `ca_path`; returned as DER.
+pub fn read_crl(
     path: &Path,
     cas: &[CertificateDer<'static>],
     ca_path: &Path,
-) -> Result<(), FileError> {
+) -> Result<CertificateRevocationListDer<'static>, FileError> {
     let bytes = read(path)?;
     let der = CertificateRevocationListDer::from_pem_slice(&bytes)
         .map_or_else(|_| bytes.clone(), |der| der.to_vec());
@@ -116,7 +111,7 @@ pub fn check_crl(
         })
     });
     if signed_by_a_ca {
-        Ok(())
+        Ok(CertificateRevocationListDer::from(der))
     } else {
         Err(FileError::CrlNotSignedByCa {
             path: path.display().to_string(),
@@ -126,38 +121,64 @@ pub fn check_crl(
 }
 
 /// A PEM private key.
-pub fn check_private_key(path: &Path) -> Result<(), FileError> {
+pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
     let bytes = read(path)?;
-    PrivateKeyDer::from_pem_slice(&bytes)
-        .map(drop)
-        .map_err(|_| FileError::NoPrivateKey {
-            path: path.display().to_string(),
-        })
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| FileError::NoPrivateKey {
+        path: path.display().to_string(),
+    })
+}
+
+/// One session-ticket key of the shared ticket-key file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TicketKey {
+    /// Names the key inside each ticket, so any node finds the key.
+    pub name: [u8; 16],
+    /// AES-256-GCM key material.
+    pub secret: [u8; 32],
+}
+
+impl std::fmt::Debug for TicketKey {
+    /// The secret stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketKey")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Hex digits in one ticket key: a 16-byte key name and a 32-byte key.
 const TICKET_KEY_HEX_DIGITS: usize = 2 * (16 + 32);
 
 /// A ticket-key file: one key per line (blank lines and `#` comments
-/// allowed), at least one key.
-pub fn check_ticket_keys(path: &Path) -> Result<usize, FileError> {
+/// allowed), at least one key; the first encrypts new tickets.
+pub fn read_ticket_keys(path: &Path) -> Result<Vec<TicketKey>, FileError> {
     let bytes = read(path)?;
     let text = String::from_utf8_lossy(&bytes);
-    let mut keys = 0;
+    let mut keys = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if line.len() != TICKET_KEY_HEX_DIGITS || !line.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(FileError::BadTicketKey {
-                path: path.display().to_string(),
-                line: index + 1,
-            });
+        let bad = || FileError::BadTicketKey {
+            path: path.display().to_string(),
+            line: index + 1,
+        };
+        if line.len() != TICKET_KEY_HEX_DIGITS {
+            return Err(bad());
         }
-        keys += 1;
+        let mut raw = [0_u8; TICKET_KEY_HEX_DIGITS / 2];
+        for (byte, pair) in raw.iter_mut().zip(line.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+        }
+        let (name, secret) = raw.split_at(16);
+        keys.push(TicketKey {
+            name: name.try_into().map_err(|_| bad())?,
+            secret: secret.try_into().map_err(|_| bad())?,
+        });
     }
-    if keys == 0 {
+    if keys.is_empty() {
         return Err(FileError::NoTicketKey {
             path: path.display().to_string(),
         });
@@ -204,19 +225,19 @@ mod tests {
     #[test]
     fn lab_pki_passes() {
         let ca_path = lab_pki("bank-a-app-ca.pem");
-        let cas = check_ca_bundle(&ca_path).unwrap();
+        let cas = read_ca_bundle(&ca_path).unwrap();
         assert_eq!(cas.len(), 2, "root and intermediate");
-        check_crl(&lab_pki("bank-a.crl.pem"), &cas, &ca_path).unwrap();
-        check_certificate_chain(&lab_pki("bank-a-server.pem")).unwrap();
-        check_private_key(&lab_pki("bank-a-server.key")).unwrap();
-        assert_eq!(check_ticket_keys(&lab_pki("ticket.keys")).unwrap(), 2);
+        read_crl(&lab_pki("bank-a.crl.pem"), &cas, &ca_path).unwrap();
+        read_certificate_chain(&lab_pki("bank-a-server.pem")).unwrap();
+        read_private_key(&lab_pki("bank-a-server.key")).unwrap();
+        assert_eq!(read_ticket_keys(&lab_pki("ticket.keys")).unwrap().len(), 2);
     }
 
     #[test]
     fn other_banks_crl_is_refused() {
         let ca_path = lab_pki("bank-a-app-ca.pem");
-        let cas = check_ca_bundle(&ca_path).unwrap();
-        let error = check_crl(&lab_pki("bank-b.crl.pem"), &cas, &ca_path).unwrap_err();
+        let cas = read_ca_bundle(&ca_path).unwrap();
+        let error = read_crl(&lab_pki("bank-b.crl.pem"), &cas, &ca_path).unwrap_err();
         assert!(
             matches!(error, FileError::CrlNotSignedByCa { .. }),
             "{error}"
@@ -227,20 +248,20 @@ mod tests {
     fn garbage_is_refused_with_the_right_reason() {
         let text = scratch("garbage.pem", b"not a certificate\n");
         assert!(matches!(
-            check_ca_bundle(&text),
+            read_ca_bundle(&text),
             Err(FileError::NoCertificate { .. })
         ));
         assert!(matches!(
-            check_private_key(&text),
+            read_private_key(&text),
             Err(FileError::NoPrivateKey { .. })
         ));
         assert!(matches!(
-            check_crl(&text, &[], &text),
+            read_crl(&text, &[], &text),
             Err(FileError::NoCrl { .. })
         ));
         let leaf_only = lab_pki("bank-a-client-good.pem");
         assert!(matches!(
-            check_ca_bundle(&leaf_only),
+            read_ca_bundle(&leaf_only),
             Err(FileError::NoCaCertificate { .. })
         ));
     }
@@ -249,15 +270,30 @@ mod tests {
     fn ticket_keys_format() {
         let good = "ab".repeat(48);
         let path = scratch("tickets-ok", format!("# comment\n\n{good}\n").as_bytes());
-        assert_eq!(check_ticket_keys(&path).unwrap(), 1);
+        let keys = read_ticket_keys(&path).unwrap();
+        assert_eq!(
+            keys,
+            vec![TicketKey {
+                name: [0xab; 16],
+                secret: [0xab; 32]
+            }]
+        );
+        let path = scratch(
+            "tickets-not-hex",
+            format!("{}\n", "zz".repeat(48)).as_bytes(),
+        );
+        assert!(matches!(
+            read_ticket_keys(&path),
+            Err(FileError::BadTicketKey { line: 1, .. })
+        ));
         let path = scratch("tickets-short", format!("{good}\nabcd\n").as_bytes());
         assert!(matches!(
-            check_ticket_keys(&path),
+            read_ticket_keys(&path),
             Err(FileError::BadTicketKey { line: 2, .. })
         ));
         let path = scratch("tickets-empty", b"# nothing\n");
         assert!(matches!(
-            check_ticket_keys(&path),
+            read_ticket_keys(&path),
             Err(FileError::NoTicketKey { .. })
         ));
     }

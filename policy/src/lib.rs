@@ -7,7 +7,7 @@
 //! [`Config`] that is valid as a whole. [`plan()`] derives what each peer
 //! gets from it.
 
-mod files;
+pub mod files;
 pub mod node;
 pub mod plan;
 mod source;

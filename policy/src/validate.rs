@@ -601,28 +601,28 @@ pub fn check_files(node: Option<&NodeFile>, telcos: &[TelcoFile]) -> Vec<Finding
     let mut findings = Findings::default();
     if let Some(node) = node {
         let n = FileRef::Node;
-        if let Err(error) = files::check_ticket_keys(&node.tls.ticket_key_file) {
+        if let Err(error) = files::read_ticket_keys(&node.tls.ticket_key_file) {
             findings.push(n, key_path!["tls", "ticket_key_file"], error.to_string());
         }
         for (index, service) in node.services.iter().enumerate() {
-            if let Err(error) = files::check_certificate_chain(&service.certificate) {
+            if let Err(error) = files::read_certificate_chain(&service.certificate) {
                 findings.push(
                     n,
                     key_path!["services", index, "certificate"],
                     error.to_string(),
                 );
             }
-            if let Err(error) = files::check_private_key(&service.private_key) {
+            if let Err(error) = files::read_private_key(&service.private_key) {
                 findings.push(
                     n,
                     key_path!["services", index, "private_key"],
                     error.to_string(),
                 );
             }
-            match files::check_ca_bundle(&service.client_ca) {
+            match files::read_ca_bundle(&service.client_ca) {
                 Ok(cas) => {
                     for (crl_index, crl) in service.crls.iter().enumerate() {
-                        if let Err(error) = files::check_crl(crl, &cas, &service.client_ca) {
+                        if let Err(error) = files::read_crl(crl, &cas, &service.client_ca) {
                             findings.push(
                                 n,
                                 key_path!["services", index, "crls", crl_index],
@@ -637,7 +637,7 @@ pub fn check_files(node: Option<&NodeFile>, telcos: &[TelcoFile]) -> Vec<Finding
                     error.to_string(),
                 ),
             }
-            if let Err(error) = files::check_ca_bundle(&service.origin_ca) {
+            if let Err(error) = files::read_ca_bundle(&service.origin_ca) {
                 findings.push(
                     n,
                     key_path!["services", index, "origin_ca"],

@@ -1,4 +1,24 @@
-//! mTLS termination per bank service, the hidden origin over transit,
-//! HTTP/1.1, HTTP/2 and HTTP/3, proxy metrics.
+//! mTLS termination per bank service and the hidden origin over transit.
 //!
-//! Empty until the proxy issue: nothing here pretends to work yet.
+//! - [`tls`]: each service's rustls configuration (its bank's CAs and
+//!   CRLs, client certificate required) and why handshakes are refused;
+//! - [`tickets`]: session tickets any node of the site can open;
+//! - [`identity`]: the client certificate told to the origin in headers;
+//! - [`limits`]: per-certificate request rate, per-source connections;
+//! - [`upstream`]: pooled TLS to the origins over transit;
+//! - [`server`]: listeners, the handshake with the service chosen by SNI,
+//!   HTTP/1.1 and HTTP/2 forwarding, reload;
+//! - [`metrics`]: what the proxy counts.
+//!
+//! HTTP/3 comes with its own issue.
+
+pub mod identity;
+pub mod limits;
+pub mod metrics;
+pub mod server;
+pub mod tickets;
+pub mod tls;
+pub mod upstream;
+mod watch;
+
+pub use server::{HEALTH_USER_AGENT, HTTPS_PORT, Proxy, ProxyError, ServiceStatus};

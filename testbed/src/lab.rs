@@ -432,9 +432,15 @@ impl Lab {
         )
     }
 
-    /// Starts a plain service (TCP greeting, UDP echo) on `listen` in
-    /// `node`: something for the firewall to let through or not.
-    pub fn start_service(&mut self, node: &str, listen: SocketAddr) -> Result<(), LabError> {
+    /// Starts a plain service (TCP greeting unless `udp_only`, UDP echo)
+    /// on `listen` in `node`: something for the firewall to let through or
+    /// not.
+    pub fn start_service(
+        &mut self,
+        node: &str,
+        listen: SocketAddr,
+        udp_only: bool,
+    ) -> Result<(), LabError> {
         self.check_node(node)?;
         let dir = self.run_dir.join(node);
         std::fs::create_dir_all(&dir).map_err(|source| LabError::Io {
@@ -443,13 +449,16 @@ impl Lab {
         })?;
         let what = format!("serve-{}", listen.port());
         let ready = dir.join(format!("{what}.ready"));
-        let args = vec![
+        let mut args = vec![
             "serve".to_owned(),
             "--listen".to_owned(),
             listen.to_string(),
             "--ready".to_owned(),
             ready.to_string_lossy().into_owned(),
         ];
+        if udp_only {
+            args.push("--udp-only".to_owned());
+        }
         self.start_daemon(node, &what, &args, &dir, &ready)
     }
 
@@ -492,10 +501,12 @@ impl Lab {
     }
 
     /// An anycast service behind `node`'s firewall: `service`'s address on
-    /// the node's loopback, a plain server on it (the proxy's stand-in),
-    /// and the route back to `customers` via `gateway` (the node learns no
-    /// routes). Returns once `client` gets a TCP answer, that is once the
-    /// telcos route the anycast prefix to a node.
+    /// the node's loopback, and the route back to `customers` via
+    /// `gateway` (the node learns no routes; placing addresses and routes
+    /// is the policy-routing issue's). TCP on it is the appliance's proxy;
+    /// UDP gets a plain echo until HTTP/3. Returns once `client` gets a
+    /// TCP answer, that is once the telcos route the anycast prefix to a
+    /// node.
     pub fn start_anycast_service(
         &mut self,
         node: &str,
@@ -510,7 +521,7 @@ impl Lab {
         };
         self.exec(node, "ip", &["addr", "add", &address, "dev", "lo"])?;
         self.exec(node, "ip", &["route", "add", customers, "via", gateway])?;
-        self.start_service(node, service)?;
+        self.start_service(node, service, true)?;
         wait::until(ANYCAST_DEADLINE, "a first TCP answer", || {
             let report = self
                 .probe(

@@ -70,6 +70,10 @@ enum Command {
         listen: std::net::SocketAddr,
         #[arg(long)]
         ready: PathBuf,
+        /// Echo UDP only: TCP on that address is someone else's (the
+        /// appliance's proxy).
+        #[arg(long)]
+        udp_only: bool,
     },
     /// Probe a `serve` COUNT times and print what was answered, as JSON.
     Probe {
@@ -125,8 +129,12 @@ fn main() -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, ready } => {
-            ixgate_testbed::probe::serve(listen, &ready)
+        Command::Serve {
+            listen,
+            ready,
+            udp_only,
+        } => {
+            ixgate_testbed::probe::serve(listen, &ready, !udp_only)
                 .with_context(|| format!("cannot serve on {listen}"))?;
             Ok(ExitCode::SUCCESS)
         }

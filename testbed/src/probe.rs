@@ -1,6 +1,9 @@
 //! A plain service and its probe, for what the firewall lets through: the
 //! service answers every TCP connection with one line and echoes every
-//! UDP datagram; the probe counts what got an answer and how fast.
+//! UDP datagram; the probe counts what got an answer and how fast. A TCP
+//! probe sends one line and takes any bytes or an orderly close as the
+//! answer, so the appliance's proxy (which answers a line that is no
+//! ClientHello with an alert and a close) is probed the same way.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -12,18 +15,27 @@ use serde::{Deserialize, Serialize};
 /// What the service answers a TCP connection with.
 const GREETING: &[u8] = b"ixgate-testbed\n";
 
-/// Serves TCP and UDP on `listen` until the process is killed; writes
-/// `ready` once both sockets are bound.
-pub fn serve(listen: SocketAddr, ready: &Path) -> std::io::Result<()> {
-    let tcp = TcpListener::bind(listen)?;
+/// Serves UDP, and TCP when `tcp`, on `listen` until the process is
+/// killed; writes `ready` once the sockets are bound.
+pub fn serve(listen: SocketAddr, ready: &Path, tcp: bool) -> std::io::Result<()> {
+    let tcp = if tcp {
+        Some(TcpListener::bind(listen)?)
+    } else {
+        None
+    };
     let udp = UdpSocket::bind(listen)?;
     std::fs::write(ready, b"ready\n")?;
-    std::thread::spawn(move || {
+    let echo = move || {
         let mut buffer = [0_u8; 2048];
         while let Ok((length, from)) = udp.recv_from(&mut buffer) {
             let _ = udp.send_to(&buffer[..length], from);
         }
-    });
+    };
+    let Some(tcp) = tcp else {
+        echo();
+        return Ok(());
+    };
+    std::thread::spawn(echo);
     for stream in tcp.incoming() {
         let Ok(mut stream) = stream else { continue };
         let _ = stream.write_all(GREETING);
@@ -35,7 +47,7 @@ pub fn serve(listen: SocketAddr, ready: &Path) -> std::io::Result<()> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
-    /// Connect, read the greeting.
+    /// Connect, send a line, read an answer.
     Tcp,
     /// Send a datagram, read the echo.
     Udp,
@@ -115,13 +127,11 @@ fn tcp_once(target: SocketAddr, timeout: Duration) -> std::io::Result<()> {
         .saturating_sub(started.elapsed())
         .max(Duration::from_millis(1));
     stream.set_read_timeout(Some(left))?;
-    let mut greeting = [0_u8; GREETING.len()];
-    stream.read_exact(&mut greeting)?;
-    if greeting == GREETING {
-        Ok(())
-    } else {
-        Err(std::io::Error::other("not the greeting"))
-    }
+    stream.write_all(b"probe\n")?;
+    // The greeting, a TLS alert or a FIN: the service is there. A reset
+    // (nothing listens behind the SYN proxy) or silence is no answer.
+    let mut answer = [0_u8; GREETING.len()];
+    stream.read(&mut answer).map(drop)
 }
 
 fn udp_once(target: SocketAddr, timeout: Duration) -> std::io::Result<()> {

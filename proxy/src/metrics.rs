@@ -1,0 +1,148 @@
+//! What the proxy counts, in Prometheus form (the appliance serves it on
+//! the management address only).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::tls::Refusal;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabel {
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    pub service: String,
+    /// `full` or `resumed`.
+    pub kind: String,
+    /// `TLSv1_3`, `TLSv1_2`.
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// Empty when the SNI named no service.
+    pub service: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub service: String,
+    pub protocol: String,
+    pub status: u16,
+}
+
+type LatencyFamily = Family<ServiceLabel, Histogram, fn() -> Histogram>;
+
+/// Every metric of the proxy.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub connections_active: Gauge,
+    pub handshakes: Family<HandshakeLabels, Counter>,
+    pub refusals: Family<RefusalLabels, Counter>,
+    pub requests: Family<RequestLabels, Counter>,
+    pub rate_limited: Family<ServiceLabel, Counter>,
+    pub origin_latency: LatencyFamily,
+    pub origin_connections_opened: Family<ServiceLabel, Counter>,
+    pub origin_healthy: Family<ServiceLabel, Gauge>,
+    /// Sources the firewall's trusted set could not take in time.
+    pub trusted_feed_dropped: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ixgate_proxy");
+        let metrics = Self {
+            connections_active: Gauge::default(),
+            handshakes: Family::default(),
+            refusals: Family::default(),
+            requests: Family::default(),
+            rate_limited: Family::default(),
+            origin_latency: Family::new_with_constructor(latency_histogram),
+            origin_connections_opened: Family::default(),
+            origin_healthy: Family::default(),
+            trusted_feed_dropped: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections_active",
+            "Client connections open now",
+            metrics.connections_active.clone(),
+        );
+        registry.register(
+            "handshakes",
+            "Completed mutual-TLS handshakes",
+            metrics.handshakes.clone(),
+        );
+        registry.register(
+            "handshake_failures",
+            "Connections closed before a byte reached the bank, by reason",
+            metrics.refusals.clone(),
+        );
+        registry.register(
+            "requests",
+            "Requests answered, by status",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by the per-certificate rate limit",
+            metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "origin_latency_seconds",
+            "Time from sending a request to the origin to its response head",
+            metrics.origin_latency.clone(),
+        );
+        registry.register(
+            "origin_connections_opened",
+            "Connections opened to the origins (requests over these is the pool's reuse)",
+            metrics.origin_connections_opened.clone(),
+        );
+        registry.register(
+            "origin_healthy",
+            "1 when at least one origin of the service passes its health check",
+            metrics.origin_healthy.clone(),
+        );
+        registry.register(
+            "trusted_feed_dropped",
+            "Verified sources not passed to the firewall's trusted set (channel full)",
+            metrics.trusted_feed_dropped.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+}
+
+impl Metrics {
+    pub fn refused(&self, service: &str, refusal: Refusal) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                service: service.to_owned(),
+                reason: refusal.label().to_owned(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,199 @@
+//! The TLS side of a service: its rustls configuration, built from the
+//! policy so that it cannot be built insecure, and why a handshake was
+//! refused.
+//!
+//! Every service requires a client certificate that chains to that
+//! bank's CAs (EKU clientAuth), checked against its revocation lists with
+//! an unknown status and an expired list both refused. TLS 1.2 and 1.3
+//! only; 0-RTT off (replayable requests to a bank are not acceptable);
+//! tickets from [`crate::tickets`].
+
+use std::sync::Arc;
+
+use aws_lc_rs::digest::{SHA256, digest};
+use ixgate_policy::files::{self, FileError, TicketKey};
+use ixgate_policy::node::Service;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{CertificateError, ServerConfig};
+
+use crate::tickets::{ServiceTicketer, TicketError};
+
+/// ALPN, our preference first (RFC 7301).
+pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("service {service}: {message}")]
+    Build { service: String, message: String },
+    #[error("service {service}: {source}")]
+    Tickets {
+        service: String,
+        source: TicketError,
+    },
+}
+
+/// The crypto provider of every configuration: aws-lc-rs.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The server configuration of `service`.
+pub fn server_config(
+    service: &Service,
+    ticket_keys: &[TicketKey],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let build = |message: &dyn std::fmt::Display| TlsError::Build {
+        service: service.name.to_string(),
+        message: message.to_string(),
+    };
+    let cas = files::read_ca_bundle(&service.client_ca)?;
+    let crls = service
+        .crls
+        .iter()
+        .map(|crl| files::read_crl(crl, &cas, &service.client_ca))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca).map_err(|error| build(&error))?;
+    }
+    let crl_digest = {
+        let mut all = Vec::new();
+        for crl in &crls {
+            all.extend_from_slice(digest(&SHA256, crl.as_ref()).as_ref());
+        }
+        digest(&SHA256, &all)
+    };
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .with_crls(crls)
+        .enforce_revocation_expiration()
+        .build()
+        .map_err(|error| build(&error))?;
+    let chain = files::read_certificate_chain(&service.certificate)?;
+    let key = files::read_private_key(&service.private_key)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|error| build(&error))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|error| build(&error))?;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    config.max_early_data_size = 0;
+    config.ticketer = Arc::new(
+        ServiceTicketer::new(ticket_keys, service.name.as_str(), crl_digest.as_ref()).map_err(
+            |source| TlsError::Tickets {
+                service: service.name.to_string(),
+                source,
+            },
+        )?,
+    );
+    Ok(Arc::new(config))
+}
+
+/// Why a connection was closed before a byte reached the bank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Refusal {
+    /// No SNI, or one no service answers to.
+    UnknownSni,
+    NoClientCertificate,
+    /// Not signed by the bank's CAs (another bank's, or self-signed).
+    UnknownCa,
+    Revoked,
+    Expired,
+    NotYetValid,
+    /// Not issued for client authentication (EKU).
+    WrongPurpose,
+    /// The bank's revocation list is past its nextUpdate: every client of
+    /// that bank is refused until a fresh one is loaded.
+    CrlExpired,
+    RevocationUnknown,
+    BadCertificate,
+    /// An old TLS version, or nothing in common.
+    Incompatible,
+    /// The client gave up (its own alert).
+    ClientAlert,
+    Timeout,
+    /// Anything else in the handshake.
+    Protocol,
+    /// Too many connections from this source.
+    SourceLimit,
+}
+
+impl Refusal {
+    pub const ALL: [Self; 15] = [
+        Self::UnknownSni,
+        Self::NoClientCertificate,
+        Self::UnknownCa,
+        Self::Revoked,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::WrongPurpose,
+        Self::CrlExpired,
+        Self::RevocationUnknown,
+        Self::BadCertificate,
+        Self::Incompatible,
+        Self::ClientAlert,
+        Self::Timeout,
+        Self::Protocol,
+        Self::SourceLimit,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::UnknownSni => "unknown_sni",
+            Self::NoClientCertificate => "no_client_cert",
+            Self::UnknownCa => "unknown_ca",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongPurpose => "wrong_purpose",
+            Self::CrlExpired => "crl_expired",
+            Self::RevocationUnknown => "revocation_unknown",
+            Self::BadCertificate => "bad_certificate",
+            Self::Incompatible => "incompatible",
+            Self::ClientAlert => "client_alert",
+            Self::Timeout => "timeout",
+            Self::Protocol => "protocol",
+            Self::SourceLimit => "source_limit",
+        }
+    }
+
+    /// The refusal a failed handshake's error stands for.
+    pub fn of(error: &std::io::Error) -> Self {
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .map_or(Self::Protocol, Self::of_rustls)
+    }
+
+    fn of_rustls(error: &rustls::Error) -> Self {
+        match error {
+            rustls::Error::NoCertificatesPresented => Self::NoClientCertificate,
+            rustls::Error::InvalidCertificate(certificate) => match certificate {
+                CertificateError::UnknownIssuer => Self::UnknownCa,
+                CertificateError::Revoked => Self::Revoked,
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                    Self::Expired
+                }
+                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                    Self::NotYetValid
+                }
+                CertificateError::InvalidPurpose
+                | CertificateError::InvalidPurposeContext { .. } => Self::WrongPurpose,
+                CertificateError::ExpiredRevocationList
+                | CertificateError::ExpiredRevocationListContext { .. } => Self::CrlExpired,
+                CertificateError::UnknownRevocationStatus => Self::RevocationUnknown,
+                _ => Self::BadCertificate,
+            },
+            rustls::Error::PeerIncompatible(_) => Self::Incompatible,
+            rustls::Error::AlertReceived(_) => Self::ClientAlert,
+            _ => Self::Protocol,
+        }
+    }
+}
+
+/// A fatal `unrecognized_name` alert (RFC 6066 §3) as a TLS 1.2 record:
+/// what a client with an unknown SNI gets before the close.
+pub const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
