@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   netsniff-ng                 # trafgen, the flood generator
   nftables                    # the firewall's test oracle
   curl                        # the mobile client
+  openssl                     # the client that keeps its TLS session (resumption)
 )
 
 missing=()

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 
 use ixgate_proxy::HEALTH_USER_AGENT;
 use ixgate_testbed::Lab;
-use ixgate_testbed::client::{ClientOutcome, ClientRequest, HttpVersion, TlsVersions};
+use ixgate_testbed::client::{
+    ClientOutcome, ClientRequest, HttpVersion, SessionRequest, TlsVersions,
+};
 use ixgate_testbed::origin::OriginRequest;
 use ixgate_testbed::topology::Topology;
 
@@ -288,4 +290,135 @@ fn every_other_client_is_refused_and_counted(lab: &Lab) {
         Some(1.0),
         "{metrics}"
     );
+}
+
+/// A session of `client` (a stem of the test PKI) to bank-a's service,
+/// saved in `save`, offering `resume` when given.
+fn session(lab: &Lab, client: &str, save: &str, resume: Option<&str>) -> SessionRequest {
+    let run = lab.run_dir();
+    SessionRequest {
+        request: request(lab, "api.bank-a.example", BANK_A, Some(client)).path("/session"),
+        save: run.join(save),
+        resume: resume.map(|stem| run.join(stem)),
+    }
+}
+
+/// Makes `session` from `client` and checks whether it resumed and
+/// which status it got (`None`: refused at the handshake).
+fn expect_session(
+    lab: &Lab,
+    client: &str,
+    session: &SessionRequest,
+    expected: (bool, Option<u16>),
+    what: &str,
+) {
+    let outcome = lab.session_request(client, session).expect("s_client runs");
+    assert_eq!(
+        (outcome.resumed, outcome.status),
+        expected,
+        "{what}: {}",
+        outcome.transcript
+    );
+}
+
+/// Requests with `path` that reached bank-a's origin.
+fn arrived(lab: &Lab, path: &str) -> usize {
+    origin_log(lab, "origin-a")
+        .iter()
+        .filter(|request| request.path == path)
+        .count()
+}
+
+#[test]
+fn sessions_resume_on_either_node_and_a_crl_reload_ends_them_for_the_newly_revoked() {
+    let _one = ONE_LAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut lab = lab();
+    lab.start_anycast_service(
+        "node-2",
+        SocketAddr::new(IpAddr::V4(BANK_A), 443),
+        "198.51.100.96/27",
+        "198.51.100.2",
+        "client-b",
+    )
+    .expect("node-2 serves client-b through telco-b");
+
+    // A full handshake on node-1 (through telco-a), then the same session
+    // resumed on node-2 (through telco-b): both derive the same ticket keys
+    // from the shared file.
+    let app = "bank-a-client-revoked-later";
+    let first = session(&lab, app, "first.session", None);
+    expect_session(&lab, CLIENT, &first, (false, Some(200)), "full handshake");
+    let again = session(&lab, app, "again.session", Some("first.session"));
+    expect_session(
+        &lab,
+        "client-b",
+        &again,
+        (true, Some(200)),
+        "resumed on node-2",
+    );
+    let peers: Vec<String> = origin_log(&lab, "origin-a")
+        .iter()
+        .map(|request| request.peer.ip().to_string())
+        .collect();
+    assert_eq!(
+        peers,
+        ["203.0.113.11", "203.0.113.12"],
+        "one request through each node's transit side"
+    );
+
+    // A connection established before the reloads, used after them.
+    let good = session(&lab, "bank-a-client-good", "good.session", None);
+    let established = lab.open_session(CLIENT, &good).expect("s_client runs");
+
+    // A broken CRL: the reload is refused whole, the service carries on.
+    let crl = lab.pki_dir().join("bank-a.crl.pem");
+    let good_crl = std::fs::read(&crl).expect("the CRL");
+    std::fs::write(
+        &crl,
+        b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    )
+    .expect("write the broken CRL");
+    let refused = lab.ctl(NODE, &["reload"]);
+    assert!(
+        format!("{refused:?}").contains("bank-a.crl.pem"),
+        "a broken CRL was taken, or the refusal does not name it: {refused:?}"
+    );
+    std::fs::write(&crl, &good_crl).expect("restore the CRL");
+    expect_session(
+        &lab,
+        CLIENT,
+        &again,
+        (true, Some(200)),
+        "the old one serves",
+    );
+
+    // The bank's next CRL revokes the app: after the reload its session
+    // no longer resumes on node-1 and its full handshake is refused.
+    std::fs::copy(lab.pki_dir().join("bank-a.crl-next.pem"), &crl).expect("the next CRL");
+    lab.ctl(NODE, &["reload"]).expect("the reload is taken");
+    let before = arrived(&lab, "/session");
+    expect_session(
+        &lab,
+        CLIENT,
+        &again,
+        (false, None),
+        "revoked since its ticket",
+    );
+    assert_eq!(arrived(&lab, "/session"), before, "nothing of it arrived");
+
+    // The connection from before the reloads still carries a request, and
+    // a good app still gets through afresh.
+    let established = established.finish().expect("s_client ends");
+    assert_eq!(
+        established.status,
+        Some(200),
+        "an established connection survives reloads: {}",
+        established.transcript
+    );
+    expect_session(&lab, CLIENT, &good, (false, Some(200)), "the good app");
+    let metrics = metrics(&lab);
+    let revoked = "ixgate_proxy_handshake_failures_total{service=\"bank-a\",reason=\"revoked\"}";
+    assert_eq!(sample(&metrics, revoked), Some(1.0), "{metrics}");
 }

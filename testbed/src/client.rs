@@ -2,6 +2,7 @@
 //! sends a chosen client certificate and can be held to a TLS version
 //! (TLS 1.1 included, which rustls does not speak).
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -146,6 +147,108 @@ impl ClientRequest {
     }
 }
 
+/// One HTTP/1.1 request over `openssl s_client`, the client that keeps its
+/// TLS session in a file and offers it on the next connection (to any
+/// node): what resumption tests need, and curl cannot do across runs.
+#[derive(Clone, Debug)]
+pub struct SessionRequest {
+    pub request: ClientRequest,
+    /// Where the session (ticket) received is written.
+    pub save: PathBuf,
+    /// A session saved earlier, offered for resumption.
+    pub resume: Option<PathBuf>,
+}
+
+impl SessionRequest {
+    /// `openssl s_client`'s arguments; the request goes on standard input
+    /// ([`Self::http_request`]).
+    pub fn s_client_args(&self) -> Vec<String> {
+        let request = &self.request;
+        let address = match request.address {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        let mut args = [
+            "s_client",
+            "-connect",
+            &format!("{address}:{}", request.port),
+            "-servername",
+            &request.host,
+            "-CAfile",
+            &request.ca.to_string_lossy(),
+            "-verify_return_error",
+            "-alpn",
+            "http/1.1",
+            // Read the answer to the end: the server closes after it.
+            "-ign_eof",
+            "-sess_out",
+            &self.save.to_string_lossy(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if let Some(session) = &self.resume {
+            args.extend([
+                "-sess_in".to_owned(),
+                session.to_string_lossy().into_owned(),
+            ]);
+        }
+        if let Some((certificate, key)) = &request.certificate {
+            args.extend([
+                "-cert".to_owned(),
+                certificate.to_string_lossy().into_owned(),
+                "-key".to_owned(),
+                key.to_string_lossy().into_owned(),
+            ]);
+        }
+        match request.tls {
+            TlsVersions::Default => {}
+            TlsVersions::Only11 => args.push("-tls1_1".to_owned()),
+            TlsVersions::Only12 => args.push("-tls1_2".to_owned()),
+            TlsVersions::Only13 => args.push("-tls1_3".to_owned()),
+        }
+        args
+    }
+
+    /// The request written to the server once the handshake is done.
+    pub fn http_request(&self) -> String {
+        let mut text = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.request.path, self.request.host
+        );
+        for (name, value) in &self.request.headers {
+            let _ = write!(text, "{name}: {value}\r\n");
+        }
+        text.push_str("\r\n");
+        text
+    }
+}
+
+/// What one [`SessionRequest`] got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionOutcome {
+    /// The handshake resumed the offered session (no certificate check).
+    pub resumed: bool,
+    /// The HTTP status, when a response came back.
+    pub status: Option<u16>,
+    /// What s_client printed, for the messages of failed assertions.
+    pub transcript: String,
+}
+
+/// Reads `openssl s_client`'s output: `Reused, TLSv1.3, …` or `New, …`
+/// after the handshake, then the server's response. s_client writes the
+/// response unbuffered and its own report buffered, so the response may
+/// start in the middle of a report line.
+pub fn session_outcome(stdout: &str) -> SessionOutcome {
+    SessionOutcome {
+        transcript: stdout.to_owned(),
+        resumed: stdout.contains("Reused, TLS"),
+        status: stdout
+            .split_once("HTTP/1.1 ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|code| code.parse().ok()),
+    }
+}
+
 /// How a request ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientOutcome {
@@ -201,6 +304,37 @@ mod tests {
             args.last().unwrap(),
             "https://api.bank-a.example:443/accounts"
         );
+    }
+
+    #[test]
+    fn a_session_request_and_what_it_got() {
+        let request = ClientRequest::new(
+            "api.bank-a.example",
+            443,
+            "192.0.2.10".parse().unwrap(),
+            "ca.pem".into(),
+        )
+        .path("/accounts")
+        .certificate("good.pem".into(), "good.key".into());
+        let session = SessionRequest {
+            request,
+            save: "new.session".into(),
+            resume: Some("old.session".into()),
+        };
+        let args = session.s_client_args();
+        assert!(args.windows(2).any(|w| w == ["-connect", "192.0.2.10:443"]));
+        assert!(args.windows(2).any(|w| w == ["-sess_in", "old.session"]));
+        assert!(args.windows(2).any(|w| w == ["-sess_out", "new.session"]));
+        assert!(args.windows(2).any(|w| w == ["-cert", "good.pem"]));
+        assert_eq!(
+            session.http_request(),
+            "GET /accounts HTTP/1.1\r\nHost: api.bank-a.example\r\nConnection: close\r\n\r\n"
+        );
+        let resumed = "---\nReused, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384\n---\n    0270 - f2 ac  ..HTTP/1.1 200 OK\r\n";
+        let outcome = session_outcome(resumed);
+        assert_eq!((outcome.resumed, outcome.status), (true, Some(200)));
+        let outcome = session_outcome("---\nNew, TLSv1.3, Cipher is X\n");
+        assert_eq!((outcome.resumed, outcome.status), (false, None));
     }
 
     #[test]

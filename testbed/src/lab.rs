@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::{ClientOutcome, ClientRequest};
+use crate::client::{ClientOutcome, ClientRequest, SessionOutcome, SessionRequest};
 use crate::flood::{Flood, FloodReport, parse_mac};
 use crate::origin::OriginRequest;
 use crate::probe::{ProbeReport, Transport};
@@ -656,6 +656,65 @@ impl Lab {
         ))
     }
 
+    /// Makes `session` from `node` with `openssl s_client`, saving the TLS
+    /// session it gets and offering the one it was given.
+    pub fn session_request(
+        &self,
+        node: &str,
+        session: &SessionRequest,
+    ) -> Result<SessionOutcome, LabError> {
+        self.open_session(node, session)?.finish()
+    }
+
+    /// Starts `session` from `node` and returns once its handshake is over
+    /// (done or refused), before the request is sent: a connection that is
+    /// established while the test changes something.
+    pub fn open_session(
+        &self,
+        node: &str,
+        session: &SessionRequest,
+    ) -> Result<OpenSession, LabError> {
+        use std::io::BufRead as _;
+        // s_client waits for the server to close: bound it.
+        let spawn_error = |source| LabError::Spawn {
+            what: "openssl s_client".into(),
+            source,
+        };
+        // Standard output and error on one pipe: what a failed handshake
+        // says comes in the transcript.
+        let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
+        let mut s_client = self.command(node, "timeout")?;
+        s_client
+            .args(["--kill-after=2", "30", "openssl"])
+            .args(session.s_client_args())
+            .stdin(std::process::Stdio::piped())
+            .stdout(writer.try_clone().map_err(spawn_error)?)
+            .stderr(writer);
+        let child = s_client.spawn().map_err(spawn_error)?;
+        // The pipe ends at the child's exit only once ours are closed.
+        drop(s_client);
+        let mut stdout = std::io::BufReader::new(reader);
+        let mut seen = String::new();
+        loop {
+            let before = seen.len();
+            match stdout.read_line(&mut seen) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = &seen[before..];
+                    if line.starts_with("New,") || line.starts_with("Reused,") {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(OpenSession {
+            child,
+            stdout,
+            seen,
+            request: session.http_request(),
+        })
+    }
+
     fn check_node(&self, node: &str) -> Result<(), LabError> {
         if self.topology.node(node).is_some() {
             Ok(())
@@ -849,5 +908,32 @@ impl Drop for Lab {
         } else {
             let _ = std::fs::remove_dir_all(&self.run_dir);
         }
+    }
+}
+
+/// An `openssl s_client` connection whose handshake is over and whose
+/// request is not sent yet (see [`Lab::open_session`]).
+#[derive(Debug)]
+pub struct OpenSession {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::io::PipeReader>,
+    seen: String,
+    request: String,
+}
+
+impl OpenSession {
+    /// Sends the request, reads the answer to the close.
+    pub fn finish(mut self) -> Result<SessionOutcome, LabError> {
+        use std::io::{Read as _, Write as _};
+        if let Some(mut stdin) = self.child.stdin.take() {
+            // A refused handshake has closed the pipe: nothing to send.
+            let _ = stdin.write_all(self.request.as_bytes());
+        }
+        let _ = self.stdout.read_to_string(&mut self.seen);
+        self.child.wait().map_err(|source| LabError::Spawn {
+            what: "openssl s_client".into(),
+            source,
+        })?;
+        Ok(crate::client::session_outcome(&self.seen))
     }
 }

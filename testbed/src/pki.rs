@@ -4,7 +4,8 @@
 //! Per bank: an app root CA and an intermediate that signs the app's client
 //! certificates, a CRL from the intermediate, and clients that are good,
 //! expired, not yet valid, revoked, for the wrong purpose (serverAuth only)
-//! or self-signed. Also a CA for ixgate's server certificates (one per
+//! or self-signed; and one good today that the bank's next CRL
+//! (`{bank}.crl-next.pem`) revokes, for reload and resumption tests. Also a CA for ixgate's server certificates (one per
 //! SNI), an origin CA with a certificate per bank origin, and a ticket-key
 //! file.
 
@@ -23,8 +24,9 @@ use time::{Duration, OffsetDateTime};
 pub const BANKS: [&str; 2] = ["bank-a", "bank-b"];
 
 /// The client certificates made for each bank, by file-name suffix.
-pub const CLIENT_KINDS: [&str; 6] = [
+pub const CLIENT_KINDS: [&str; 7] = [
     "good",
+    "revoked-later",
     "expired",
     "not-yet-valid",
     "revoked",
@@ -179,6 +181,7 @@ fn bank_app_pki(
         )
     };
     let mut revoked_serial = None;
+    let mut revoked_later_serial = None;
     for (offset, kind) in (1..).zip(CLIENT_KINDS) {
         let serial = serial_base + offset;
         let key = KeyPair::generate()?;
@@ -198,6 +201,10 @@ fn bank_app_pki(
                 revoked_serial = Some(serial);
                 params.signed_by(&key, &intermediate)?
             }
+            "revoked-later" => {
+                revoked_later_serial = Some(serial);
+                params.signed_by(&key, &intermediate)?
+            }
             "wrong-eku" => {
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
                 params.signed_by(&key, &intermediate)?
@@ -211,14 +218,32 @@ fn bank_app_pki(
         out.cert_and_key(&format!("{bank}-client-{kind}"), &cert.pem(), &key)?;
     }
 
-    let crl = CertificateRevocationListParams {
+    let issuer: &Issuer<'_, KeyPair> = &intermediate;
+    let revoked_now: Vec<u64> = revoked_serial.into_iter().collect();
+    out.file(
+        &format!("{bank}.crl.pem"),
+        &crl(1, &revoked_now, now).signed_by(issuer)?.pem()?,
+    )?;
+    let revoked_next: Vec<u64> = revoked_now
+        .into_iter()
+        .chain(revoked_later_serial)
+        .collect();
+    out.file(
+        &format!("{bank}.crl-next.pem"),
+        &crl(2, &revoked_next, now).signed_by(issuer)?.pem()?,
+    )
+}
+
+/// CRL number `number`, revoking `serials`, valid for 50 years.
+fn crl(number: u64, serials: &[u64], now: OffsetDateTime) -> CertificateRevocationListParams {
+    CertificateRevocationListParams {
         this_update: now - Duration::hours(1),
         next_update: now + Duration::days(365 * 50),
-        crl_number: SerialNumber::from(1),
+        crl_number: SerialNumber::from(number),
         issuing_distribution_point: None,
-        revoked_certs: revoked_serial
-            .into_iter()
-            .map(|serial| RevokedCertParams {
+        revoked_certs: serials
+            .iter()
+            .map(|&serial| RevokedCertParams {
                 serial_number: SerialNumber::from(serial),
                 revocation_time: now - Duration::minutes(30),
                 reason_code: Some(RevocationReason::KeyCompromise),
@@ -226,9 +251,7 @@ fn bank_app_pki(
             })
             .collect(),
         key_identifier_method: KeyIdMethod::Sha256,
-    };
-    let issuer: &Issuer<'_, KeyPair> = &intermediate;
-    out.file(&format!("{bank}.crl.pem"), &crl.signed_by(issuer)?.pem()?)
+    }
 }
 
 /// Two ticket keys (a 16-byte name and a 32-byte key each), in the format
