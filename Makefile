@@ -49,3 +49,4 @@ bench: deps
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) bench --bench bgp_propagation
 	$(CARGO) bench --bench firewall
+	$(CARGO) bench --bench proxy

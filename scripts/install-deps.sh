@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   netsniff-ng                 # trafgen, the flood generator
   nftables                    # the firewall's test oracle
   curl                        # the mobile client
+  haproxy                     # the proxy benchmark's yardstick (Debian's 2.6)
   openssl                     # the client that keeps its TLS session (resumption)
 )
 

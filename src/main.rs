@@ -53,6 +53,13 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         control_socket: Option<PathBuf>,
     },
+    /// Run only the mTLS proxy of the configuration: no BGP, no firewall,
+    /// no control socket. For trying a proxy configuration and for
+    /// benchmarks; SIGHUP reloads it.
+    Proxy {
+        #[arg(long, value_name = "DIR")]
+        config: PathBuf,
+    },
     /// Ask a running appliance.
     Ctl {
         /// The control socket (default: the one in --config's node file).
@@ -152,6 +159,7 @@ fn main() -> ExitCode {
             config,
             control_socket,
         } => run::run(&config, control_socket).map_err(anyhow::Error::from),
+        Command::Proxy { config } => run::proxy_only(&config).map_err(anyhow::Error::from),
         Command::Ctl {
             socket,
             config,

@@ -309,6 +309,46 @@ fn load(dir: &Path) -> Result<Config, RunError> {
     })
 }
 
+/// The proxy's listeners: every service address, port 443.
+fn service_addresses(config: &Config) -> Vec<SocketAddr> {
+    config
+        .node
+        .anycast
+        .service_ips
+        .iter()
+        .map(|&ip| SocketAddr::new(ip, HTTPS_PORT))
+        .collect()
+}
+
+/// Runs only the mTLS proxy of the configuration in `dir` (no BGP, no
+/// firewall, no control socket) until SIGTERM or SIGINT; SIGHUP reloads
+/// it. For trying a proxy configuration, and for benchmarks.
+pub fn proxy_only(dir: &Path) -> Result<(), RunError> {
+    let config = load(dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    runtime.block_on(async {
+        let proxy = Proxy::new(&config, None)?;
+        proxy.serve(&service_addresses(&config))?;
+        let signal = |kind| tokio::signal::unix::signal(kind).map_err(RunError::Runtime);
+        let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => return Ok(()),
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = hangup.recv() => {
+                    if let Err(error) = load(dir).and_then(|config| Ok(proxy.reload(&config)?)) {
+                        eprintln!("ixgate: reload refused, nothing changed: {error}");
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// Verified sources waiting for the firewall's next tick.
 const TRUSTED_FEED: usize = 4096;
 
@@ -326,14 +366,7 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
     let firewall = crate::firewall::FirewallTask::start(&config, trusted_feed)?;
     let result = runtime.block_on(async {
         let proxy = Proxy::new(&config, Some(trusted))?;
-        let service_addresses: Vec<SocketAddr> = config
-            .node
-            .anycast
-            .service_ips
-            .iter()
-            .map(|&ip| SocketAddr::new(ip, HTTPS_PORT))
-            .collect();
-        proxy.serve(&service_addresses)?;
+        proxy.serve(&service_addresses(&config))?;
         let metrics_address = config.node.management.metrics;
         let metrics = crate::metrics::bind(metrics_address)
             .await

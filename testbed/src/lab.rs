@@ -71,7 +71,7 @@ const ORIGIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 /// A binary of this workspace: named by the environment variable `env`,
 /// or found beside the running program (or one directory up, where cargo
 /// puts binaries next to test programs' `deps/`).
-fn sibling_binary(name: &str, env: &str) -> Result<PathBuf, LabError> {
+pub fn sibling_binary(name: &str, env: &str) -> Result<PathBuf, LabError> {
     if let Some(path) = std::env::var_os(env) {
         return Ok(PathBuf::from(path));
     }

@@ -10,6 +10,7 @@ pub mod client;
 pub mod expect;
 pub mod flood;
 mod lab;
+pub mod load;
 mod net;
 pub mod origin;
 mod peering;
@@ -23,7 +24,7 @@ pub mod wait;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::lab::{Lab, LabState};
+pub use crate::lab::{Lab, LabState, sibling_binary};
 
 /// Why a lab could not do what was asked.
 #[derive(Debug, thiserror::Error)]

@@ -91,6 +91,46 @@ enum Command {
     /// Write the test PKI (CAs, good and bad clients, CRLs, server and
     /// origin certificates, ticket keys) into DIR.
     Pki { dir: PathBuf },
+    /// Load a proxy as app clients with a certificate (the proxy
+    /// benchmark's generator) and print what they got, as JSON.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    #[arg(long, value_enum)]
+    mode: LoadKind,
+    #[arg(long)]
+    connect: std::net::SocketAddr,
+    #[arg(long)]
+    server_name: String,
+    #[arg(long)]
+    ca: PathBuf,
+    #[arg(long)]
+    cert: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+    /// Handshakes to make, or connections to open.
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Connections at a time (handshakes, requests).
+    #[arg(long, default_value_t = 1)]
+    concurrency: u64,
+    /// How long requests are sent.
+    #[arg(long, default_value_t = 1000)]
+    duration_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LoadKind {
+    /// Full handshakes, one request each.
+    Full,
+    /// Resumed handshakes, one request each.
+    Resumed,
+    /// Keep-alive requests on `concurrency` connections.
+    Requests,
+    /// `count` idle connections held until standard input closes.
+    Idle,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -138,6 +178,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot serve on {listen}"))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Load(args) => load(args),
         Command::Probe {
             transport,
             target,
@@ -339,4 +380,42 @@ fn exec(lab: Option<&str>, node: &str, command: &[String]) -> anyhow::Result<Exi
     Ok(ExitCode::from(
         u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
     ))
+}
+
+/// Runs the load of `args` and prints its report.
+fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    use ixgate_testbed::load::{LoadMode, LoadTarget};
+    let LoadArgs {
+        mode,
+        connect,
+        server_name,
+        ca,
+        cert,
+        key,
+        count,
+        concurrency,
+        duration_ms,
+    } = args;
+    let mode = match mode {
+        LoadKind::Full | LoadKind::Resumed => LoadMode::Handshakes {
+            count,
+            concurrency,
+            resume: matches!(mode, LoadKind::Resumed),
+        },
+        LoadKind::Requests => LoadMode::Requests {
+            connections: concurrency,
+            duration: Duration::from_millis(duration_ms),
+        },
+        LoadKind::Idle => LoadMode::Idle { connections: count },
+    };
+    let target = LoadTarget {
+        address: connect,
+        server_name,
+        ca,
+        certificate: cert,
+        key,
+    };
+    let report = ixgate_testbed::load::run(target, mode)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,9 @@
 //! certificates, a CRL from the intermediate, and clients that are good,
 //! expired, not yet valid, revoked, for the wrong purpose (serverAuth only)
 //! or self-signed; and one good today that the bank's next CRL
-//! (`{bank}.crl-next.pem`) revokes, for reload and resumption tests. Also a CA for ixgate's server certificates (one per
+//! (`{bank}.crl-next.pem`) revokes, for reload and resumption tests; and
+//! the CRLs of the whole chain in one file (`{bank}.crl-chain.pem`), as
+//! OpenSSL-based proxies want them. Also a CA for ixgate's server certificates (one per
 //! SNI), an origin CA with a certificate per bank origin, and a ticket-key
 //! file.
 
@@ -220,9 +222,15 @@ fn bank_app_pki(
 
     let issuer: &Issuer<'_, KeyPair> = &intermediate;
     let revoked_now: Vec<u64> = revoked_serial.into_iter().collect();
+    let current = crl(1, &revoked_now, now).signed_by(issuer)?.pem()?;
+    out.file(&format!("{bank}.crl.pem"), &current)?;
+    // OpenSSL-based proxies (HAProxy) check revocation along the whole
+    // chain: they need the root's (empty) CRL as well.
+    let root_issuer: &Issuer<'_, KeyPair> = &root;
+    let root_crl = crl(1, &[], now).signed_by(root_issuer)?.pem()?;
     out.file(
-        &format!("{bank}.crl.pem"),
-        &crl(1, &revoked_now, now).signed_by(issuer)?.pem()?,
+        &format!("{bank}.crl-chain.pem"),
+        &format!("{root_crl}{current}"),
     )?;
     let revoked_next: Vec<u64> = revoked_now
         .into_iter()

@@ -99,25 +99,27 @@ pub fn probe(
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let percentile = |p: f64| -> Option<f64> {
-        if latencies.is_empty() {
-            return None;
-        }
-        // The nearest rank; the index is within the vector by construction.
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let rank = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
-        latencies.get(rank - 1).copied()
-    };
     ProbeReport {
         attempts: count,
         succeeded: u32::try_from(latencies.len()).unwrap_or(u32::MAX),
-        p50_ms: percentile(0.5),
-        p99_ms: percentile(0.99),
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
     }
+}
+
+/// The `p` quantile (0 to 1) of `sorted` by nearest rank; none of nothing.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    // The index is within the slice by construction.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted.get(rank - 1).copied()
 }
 
 fn tcp_once(target: SocketAddr, timeout: Duration) -> std::io::Result<()> {

@@ -1,0 +1,493 @@
+//! ixgate's mTLS proxy against HAProxy 2.6 (Debian's, OpenSSL 3.0),
+//! configured alike, side by side in one run. Prints figures and ratios;
+//! asserts nothing.
+//!
+//! Both run in node-1 of the lab of examples/lab, each on a service
+//! address of its own on node-1's loopback (ixgate: `ixgate proxy`, the
+//! proxy alone, with node-1's configuration; HAProxy: the same
+//! certificates, the bank's CAs and CRLs with `verify required`, the same
+//! identity headers, re-encrypting to the same origin over transit with
+//! the origin CA pinned, from the same transit source). The load comes
+//! from `ixgate-testbed load` in node-1 (app clients with a certificate,
+//! which h2load and wrk cannot present). CPU is each proxy process's user
+//! plus system time (/proc/PID/stat); memory is its resident set.
+//!
+//! The per-certificate request rate is raised for this run, so that
+//! ixgate's limit does not stop the keep-alive test; everything else is
+//! node-1's configuration.
+//!
+//! `make bench` (or `cargo bench --bench proxy` after
+//! `cargo build --release --workspace --bins`).
+
+// Counts and sizes here are far below 2^52.
+#![allow(clippy::cast_precision_loss)]
+
+use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use ixgate_testbed::load::LoadReport;
+use ixgate_testbed::topology::Topology;
+use ixgate_testbed::wait::{self, NotYet};
+use ixgate_testbed::{Lab, sibling_binary};
+
+type Error = Box<dyn std::error::Error>;
+
+const NODE: &str = "node-1";
+const IXGATE_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 30);
+const HAPROXY_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 31);
+const SERVER_NAME: &str = "api.bank-a.example";
+const APP: &str = "bank-a-client-good";
+/// node-1's transit side (examples/lab/node-1).
+const TRANSIT_SOURCE: &str = "203.0.113.11";
+const TRANSIT_DEVICE: &str = "transit0";
+const ORIGIN: &str = "203.0.113.65:8443";
+
+const FULL_HANDSHAKES: u64 = 3_000;
+const RESUMED_HANDSHAKES: u64 = 6_000;
+const HANDSHAKE_CONCURRENCY: u64 = 8;
+const KEEPALIVE_CONNECTIONS: u64 = 16;
+const KEEPALIVE_TIME: Duration = Duration::from_secs(5);
+/// Below ixgate's default of 256 connections per source.
+const IDLE_CONNECTIONS: u64 = 200;
+
+/// Clock ticks per second of /proc/PID/stat (USER_HZ).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// One proxy under test.
+struct Proxy {
+    name: &'static str,
+    address: Ipv4Addr,
+    pid: u32,
+    /// Keeps the process (ended with the lab).
+    _child: Child,
+}
+
+fn main() -> Result<(), Error> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let topology = Topology::load(&root.join("testbed/topologies/lab.toml"))?.with_appliances();
+    let lab = Lab::start(topology)?;
+    for address in [IXGATE_ADDRESS, HAPROXY_ADDRESS] {
+        lab.exec(
+            NODE,
+            "ip",
+            &["addr", "add", &format!("{address}/32"), "dev", "lo"],
+        )?;
+    }
+    let dir = lab.run_dir().join("bench-proxy");
+    std::fs::create_dir_all(&dir)?;
+
+    let ixgate_config = ixgate_config(&lab, &dir)?;
+    let ixgate = start(
+        &lab,
+        "ixgate",
+        IXGATE_ADDRESS,
+        &sibling_binary("ixgate", "IXGATE_BIN")?.to_string_lossy(),
+        &["proxy".into(), "--config".into(), ixgate_config],
+        &dir,
+    )?;
+    let haproxy_config = haproxy_config(&lab, &dir)?;
+    let haproxy = start(
+        &lab,
+        "HAProxy 2.6",
+        HAPROXY_ADDRESS,
+        "haproxy",
+        &["-db".into(), "-f".into(), haproxy_config],
+        &dir,
+    )?;
+    let proxies = [ixgate, haproxy];
+
+    println!("== mTLS proxies, bank-a's service, node-1 (2 cores shared with the load generator)");
+    println!(
+        "{:<44} {:>14} {:>14} {:>8}",
+        "", proxies[0].name, proxies[1].name, "ratio"
+    );
+    let full = per_proxy(&proxies, |proxy| {
+        handshakes(&lab, proxy, "full", FULL_HANDSHAKES)
+    })?;
+    print_row(
+        "full handshakes + 1 request / CPU-s",
+        full.each_ref().map(|(report, cpu)| report.ok as f64 / cpu),
+    );
+    print_failures(&proxies, &full);
+    let resumed = per_proxy(&proxies, |proxy| {
+        handshakes(&lab, proxy, "resumed", RESUMED_HANDSHAKES)
+    })?;
+    print_row(
+        "resumed handshakes + 1 request / CPU-s",
+        resumed
+            .each_ref()
+            .map(|(report, cpu)| report.ok as f64 / cpu),
+    );
+    print_row(
+        "  of them resumed (%)",
+        resumed
+            .each_ref()
+            .map(|(report, _)| 100.0 * report.resumed as f64 / report.ok.max(1) as f64),
+    );
+    print_failures(&proxies, &resumed);
+    let keepalive = per_proxy(&proxies, |proxy| keepalive_requests(&lab, proxy))?;
+    print_row(
+        &format!("keep-alive requests/s ({KEEPALIVE_CONNECTIONS} connections)"),
+        keepalive
+            .each_ref()
+            .map(|(report, _)| report.ok as f64 / report.elapsed_s),
+    );
+    print_row(
+        "  p99 latency (ms)",
+        keepalive
+            .each_ref()
+            .map(|(report, _)| report.p99_ms.unwrap_or(f64::NAN)),
+    );
+    print_row(
+        "  requests / CPU-s",
+        keepalive
+            .each_ref()
+            .map(|(report, cpu)| report.ok as f64 / cpu),
+    );
+    print_failures(&proxies, &keepalive);
+    let memory = [
+        idle_memory(&lab, &proxies[0])?,
+        idle_memory(&lab, &proxies[1])?,
+    ];
+    print_row(
+        &format!("memory per idle mTLS connection (KiB, {IDLE_CONNECTIONS})"),
+        memory,
+    );
+    println!();
+    println!(
+        "ratio: ixgate / HAProxy (higher is better for rates, lower for latency and memory). \
+         Targets: full ≥ 4, resumed ≥ 5, keep-alive ≥ 1.5 with p99 no worse, memory ≤ 0.6."
+    );
+    Ok(())
+}
+
+/// Node-1's configuration as the lab runs it, with ixgate's address for
+/// this run and the per-certificate rate raised; returns node-1's dir.
+fn ixgate_config(lab: &Lab, dir: &Path) -> Result<String, Error> {
+    let copy = dir.join("ixgate-config");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(lab.run_dir().join("config"))
+        .arg(&copy)
+        .status()?;
+    if !status.success() {
+        return Err("cannot copy the lab's configuration".into());
+    }
+    let node_file = copy.join(NODE).join("ixgate.toml");
+    let text = std::fs::read_to_string(&node_file)?;
+    let mut changed = String::new();
+    let mut replaced = 0;
+    for line in text.lines() {
+        if line.starts_with("service_ips = ") {
+            let _ = writeln!(changed, "service_ips = [\"{IXGATE_ADDRESS}\"]");
+            replaced += 1;
+        } else if line.starts_with("requests_per_second_per_certificate = ") {
+            changed.push_str("requests_per_second_per_certificate = 1000000\n");
+            replaced += 1;
+        } else {
+            changed.push_str(line);
+            changed.push('\n');
+        }
+    }
+    if replaced != 2 {
+        return Err(format!(
+            "{} changed: service_ips or the rate not found",
+            node_file.display()
+        )
+        .into());
+    }
+    std::fs::write(&node_file, changed)?;
+    Ok(copy.join(NODE).to_string_lossy().into_owned())
+}
+
+/// HAProxy configured as node-1's ixgate: per-SNI certificates with each
+/// bank's CAs and CRLs (verify required, TLS 1.2 and 1.3), identity
+/// headers (it has no SAN fetch), re-encryption to the origin with its CA
+/// pinned and its name, from the transit source and device, pooled.
+fn haproxy_config(lab: &Lab, dir: &Path) -> Result<String, Error> {
+    let pki = lab.pki_dir();
+    let pki = pki.to_string_lossy();
+    let mut crt_list = String::new();
+    for bank in ["bank-a", "bank-b"] {
+        let combined = dir.join(format!("{bank}-server.pem"));
+        let certificate = std::fs::read_to_string(format!("{pki}/{bank}-server.pem"))?;
+        let key = std::fs::read_to_string(format!("{pki}/{bank}-server.key"))?;
+        std::fs::write(&combined, format!("{certificate}{key}"))?;
+        let _ = writeln!(
+            crt_list,
+            "{} [verify required ca-file {pki}/{bank}-app-ca.pem crl-file {pki}/{bank}.crl-chain.pem \
+             ssl-min-ver TLSv1.2 alpn h2,http/1.1] api.{bank}.example",
+            combined.display()
+        );
+    }
+    let crt_list_path = dir.join("crt-list.txt");
+    std::fs::write(&crt_list_path, crt_list)?;
+    let backend = |bank: &str, origin: &str| {
+        format!(
+            "backend {bank}\n    http-reuse always\n    \
+             server origin {origin} ssl verify required ca-file {pki}/origin-ca.pem \
+             sni str(origin.{bank}.example) alpn h2,http/1.1 \
+             source {TRANSIT_SOURCE} interface {TRANSIT_DEVICE}\n"
+        )
+    };
+    let config = format!(
+        "global\n    nbthread 2\n    maxconn 5000\n    tune.ssl.cachesize 20000\n\n\
+         defaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    \
+         timeout server 30s\n    timeout http-request 10s\n    timeout http-keep-alive 60s\n\n\
+         frontend apps\n    bind {HAPROXY_ADDRESS}:443 ssl crt-list {} strict-sni\n    \
+         http-request del-header client-cert\n    \
+         http-request del-header x-client-cert-subject\n    \
+         http-request del-header x-client-cert-serial\n    \
+         http-request del-header x-client-cert-sha256\n    \
+         http-request set-header Client-Cert :%[ssl_c_der,base64]:\n    \
+         http-request set-header X-Client-Cert-Subject %{{+Q}}[ssl_c_s_dn]\n    \
+         http-request set-header X-Client-Cert-Serial %[ssl_c_serial,hex]\n    \
+         http-request set-header X-Client-Cert-Sha256 %[ssl_c_der,digest(sha256),hex]\n    \
+         http-request set-header X-Forwarded-For %[src]\n    \
+         http-request set-header X-Forwarded-Proto https\n    \
+         use_backend bank-b if {{ ssl_fc_sni -i api.bank-b.example }}\n    \
+         default_backend bank-a\n\n{}\n{}",
+        crt_list_path.display(),
+        backend("bank-a", ORIGIN),
+        backend("bank-b", "203.0.113.66:8443"),
+    );
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, config)?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
+/// Starts `program ARGS` in node-1 and waits until an app gets an answer
+/// through it.
+fn start(
+    lab: &Lab,
+    name: &'static str,
+    address: Ipv4Addr,
+    program: &str,
+    args: &[String],
+    dir: &Path,
+) -> Result<Proxy, Error> {
+    let log_path = dir.join(format!("{}.log", name.replace(' ', "-")));
+    let log = std::fs::File::create(&log_path)?;
+    let with_log = |error: ixgate_testbed::LabError| -> Error {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        format!("{error}; its log:\n{log}").into()
+    };
+    let child = lab
+        .command(NODE, program)?
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let marker = args.last().cloned().unwrap_or_default();
+    let binary = Path::new(program)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pid = wait::until(Duration::from_secs(10), &format!("{name} to run"), || {
+        pid_of(&binary, &marker).ok_or_else(|| NotYet::Pending("not yet".into()))
+    })
+    .map_err(with_log)?;
+    let proxy = Proxy {
+        name,
+        address,
+        pid,
+        _child: child,
+    };
+    wait::until(
+        Duration::from_secs(20),
+        &format!("{name} to answer"),
+        || match load(lab, &proxy, &["--mode", "full", "--count", "1"]) {
+            Ok(report) if report.ok == 1 => Ok(()),
+            Ok(report) => Err(NotYet::Pending(format!("{report:?}"))),
+            Err(error) => Err(NotYet::Pending(error.to_string())),
+        },
+    )?;
+    Ok(proxy)
+}
+
+/// The process whose program is `binary` and whose arguments end with
+/// `marker` (a path of this run), found in /proc.
+fn pid_of(binary: &str, marker: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .collect();
+            let program = Path::new(std::str::from_utf8(args.first()?).ok()?).file_name()?;
+            let last = std::str::from_utf8(args.last()?).ok()?;
+            (program == binary && last == marker).then_some(pid)
+        })
+}
+
+/// User plus system CPU seconds of `pid`, all its threads.
+fn cpu_seconds(pid: u32) -> Result<f64, Error> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15; the rest starts at field 3.
+    let ticks = |index: usize| -> Result<f64, Error> {
+        Ok(fields
+            .get(index - 3)
+            .ok_or("short /proc stat")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(14)? + ticks(15)?) / TICKS_PER_SECOND)
+}
+
+/// Resident memory of `pid`, KiB.
+fn rss_kib(pid: u32) -> Result<f64, Error> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .ok_or("no VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .ok_or("no VmRSS value")?
+        .parse()?)
+}
+
+fn load_command(lab: &Lab, proxy: &Proxy, args: &[&str]) -> Result<std::process::Command, Error> {
+    let pki = lab.pki_dir();
+    let mut command = lab.command(
+        NODE,
+        &sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?.to_string_lossy(),
+    )?;
+    command
+        .arg("load")
+        .args([
+            "--connect",
+            &SocketAddr::new(IpAddr::V4(proxy.address), 443).to_string(),
+        ])
+        .args(["--server-name", SERVER_NAME])
+        .arg("--ca")
+        .arg(pki.join("server-ca.pem"))
+        .arg("--cert")
+        .arg(pki.join(format!("{APP}.pem")))
+        .arg("--key")
+        .arg(pki.join(format!("{APP}.key")))
+        .args(args);
+    Ok(command)
+}
+
+fn load(lab: &Lab, proxy: &Proxy, args: &[&str]) -> Result<LoadReport, Error> {
+    let output = load_command(lab, proxy, args)?
+        .stdin(Stdio::null())
+        .output()?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// Runs `measure` on each proxy: its report and the proxy's CPU seconds.
+fn per_proxy(
+    proxies: &[Proxy; 2],
+    measure: impl Fn(&Proxy) -> Result<LoadReport, Error>,
+) -> Result<[(LoadReport, f64); 2], Error> {
+    let mut results = Vec::new();
+    for proxy in proxies {
+        let before = cpu_seconds(proxy.pid)?;
+        let report = measure(proxy)?;
+        let cpu = (cpu_seconds(proxy.pid)? - before).max(1.0 / TICKS_PER_SECOND);
+        results.push((report, cpu));
+    }
+    let second = results.pop().ok_or("no result")?;
+    let first = results.pop().ok_or("no result")?;
+    Ok([first, second])
+}
+
+fn handshakes(lab: &Lab, proxy: &Proxy, mode: &str, count: u64) -> Result<LoadReport, Error> {
+    load(
+        lab,
+        proxy,
+        &[
+            "--mode",
+            mode,
+            "--count",
+            &count.to_string(),
+            "--concurrency",
+            &HANDSHAKE_CONCURRENCY.to_string(),
+        ],
+    )
+}
+
+fn keepalive_requests(lab: &Lab, proxy: &Proxy) -> Result<LoadReport, Error> {
+    load(
+        lab,
+        proxy,
+        &[
+            "--mode",
+            "requests",
+            "--concurrency",
+            &KEEPALIVE_CONNECTIONS.to_string(),
+            "--duration-ms",
+            &KEEPALIVE_TIME.as_millis().to_string(),
+        ],
+    )
+}
+
+/// Resident memory each idle connection adds (one request done on each,
+/// then held), KiB.
+fn idle_memory(lab: &Lab, proxy: &Proxy) -> Result<f64, Error> {
+    let before = rss_kib(proxy.pid)?;
+    let mut holder = load_command(
+        lab,
+        proxy,
+        &["--mode", "idle", "--count", &IDLE_CONNECTIONS.to_string()],
+    )?
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()?;
+    let mut stdout = BufReader::new(holder.stdout.take().ok_or("no stdout")?);
+    let mut ready = String::new();
+    stdout.read_line(&mut ready)?;
+    let report: LoadReport = serde_json::from_str(ready.trim_start_matches("ready ").trim())?;
+    let held = rss_kib(proxy.pid)?;
+    drop(holder.stdin.take());
+    // Read to the end: the holder prints its report again as it goes.
+    std::io::Read::read_to_string(&mut stdout, &mut String::new())?;
+    holder.wait()?;
+    if report.ok != IDLE_CONNECTIONS {
+        return Err(format!(
+            "{}: {report:?} of {IDLE_CONNECTIONS} idle connections",
+            proxy.name
+        )
+        .into());
+    }
+    Ok((held - before) / IDLE_CONNECTIONS as f64)
+}
+
+fn print_row(label: &str, values: [f64; 2]) {
+    let ratio = if values[1] > 0.0 {
+        values[0] / values[1]
+    } else {
+        f64::NAN
+    };
+    println!(
+        "{label:<44} {:>14.1} {:>14.1} {:>8.2}",
+        values[0], values[1], ratio
+    );
+}
+
+fn print_failures(proxies: &[Proxy; 2], results: &[(LoadReport, f64); 2]) {
+    for (proxy, (report, _)) in proxies.iter().zip(results) {
+        if report.failed > 0 {
+            println!("  ({}: {} failed)", proxy.name, report.failed);
+        }
+    }
+}
