@@ -29,7 +29,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use ixgate_testbed::load::LoadReport;
+use ixgate_testbed::load::{LoadMode, LoadReport, LoadTarget};
 use ixgate_testbed::topology::Topology;
 use ixgate_testbed::wait::{self, NotYet};
 use ixgate_testbed::{Lab, sibling_binary};
@@ -106,7 +106,7 @@ fn main() -> Result<(), Error> {
         "", proxies[0].name, proxies[1].name, "ratio"
     );
     let full = per_proxy(&proxies, |proxy| {
-        handshakes(&lab, proxy, "full", FULL_HANDSHAKES)
+        handshakes(&lab, proxy, false, FULL_HANDSHAKES)
     })?;
     print_row(
         "full handshakes + 1 request / CPU-s",
@@ -114,7 +114,7 @@ fn main() -> Result<(), Error> {
     );
     print_failures(&proxies, &full);
     let resumed = per_proxy(&proxies, |proxy| {
-        handshakes(&lab, proxy, "resumed", RESUMED_HANDSHAKES)
+        handshakes(&lab, proxy, true, RESUMED_HANDSHAKES)
     })?;
     print_row(
         "resumed handshakes + 1 request / CPU-s",
@@ -298,15 +298,21 @@ fn start(
         pid,
         _child: child,
     };
+    let one = LoadMode::Handshakes {
+        count: 1,
+        concurrency: 1,
+        resume: false,
+    };
     wait::until(
         Duration::from_secs(20),
         &format!("{name} to answer"),
-        || match load(lab, &proxy, &["--mode", "full", "--count", "1"]) {
+        || match lab.load(NODE, &app(lab, &proxy), one) {
             Ok(report) if report.ok == 1 => Ok(()),
             Ok(report) => Err(NotYet::Pending(format!("{report:?}"))),
             Err(error) => Err(NotYet::Pending(error.to_string())),
         },
-    )?;
+    )
+    .map_err(with_log)?;
     Ok(proxy)
 }
 
@@ -361,37 +367,16 @@ fn rss_kib(pid: u32) -> Result<f64, Error> {
         .parse()?)
 }
 
-fn load_command(lab: &Lab, proxy: &Proxy, args: &[&str]) -> Result<std::process::Command, Error> {
+/// The app client of this benchmark, toward `proxy`.
+fn app(lab: &Lab, proxy: &Proxy) -> LoadTarget {
     let pki = lab.pki_dir();
-    let mut command = lab.command(
-        NODE,
-        &sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?.to_string_lossy(),
-    )?;
-    command
-        .arg("load")
-        .args([
-            "--connect",
-            &SocketAddr::new(IpAddr::V4(proxy.address), 443).to_string(),
-        ])
-        .args(["--server-name", SERVER_NAME])
-        .arg("--ca")
-        .arg(pki.join("server-ca.pem"))
-        .arg("--cert")
-        .arg(pki.join(format!("{APP}.pem")))
-        .arg("--key")
-        .arg(pki.join(format!("{APP}.key")))
-        .args(args);
-    Ok(command)
-}
-
-fn load(lab: &Lab, proxy: &Proxy, args: &[&str]) -> Result<LoadReport, Error> {
-    let output = load_command(lab, proxy, args)?
-        .stdin(Stdio::null())
-        .output()?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
+    LoadTarget {
+        address: SocketAddr::new(IpAddr::V4(proxy.address), 443),
+        server_name: SERVER_NAME.to_owned(),
+        ca: pki.join("server-ca.pem"),
+        certificate: pki.join(format!("{APP}.pem")),
+        key: pki.join(format!("{APP}.key")),
     }
-    Ok(serde_json::from_slice(&output.stdout)?)
 }
 
 /// Runs `measure` on each proxy: its report and the proxy's CPU seconds.
@@ -411,48 +396,35 @@ fn per_proxy(
     Ok([first, second])
 }
 
-fn handshakes(lab: &Lab, proxy: &Proxy, mode: &str, count: u64) -> Result<LoadReport, Error> {
-    load(
-        lab,
-        proxy,
-        &[
-            "--mode",
-            mode,
-            "--count",
-            &count.to_string(),
-            "--concurrency",
-            &HANDSHAKE_CONCURRENCY.to_string(),
-        ],
-    )
+fn handshakes(lab: &Lab, proxy: &Proxy, resume: bool, count: u64) -> Result<LoadReport, Error> {
+    let mode = LoadMode::Handshakes {
+        count,
+        concurrency: HANDSHAKE_CONCURRENCY,
+        resume,
+    };
+    Ok(lab.load(NODE, &app(lab, proxy), mode)?)
 }
 
 fn keepalive_requests(lab: &Lab, proxy: &Proxy) -> Result<LoadReport, Error> {
-    load(
-        lab,
-        proxy,
-        &[
-            "--mode",
-            "requests",
-            "--concurrency",
-            &KEEPALIVE_CONNECTIONS.to_string(),
-            "--duration-ms",
-            &KEEPALIVE_TIME.as_millis().to_string(),
-        ],
-    )
+    let mode = LoadMode::Requests {
+        connections: KEEPALIVE_CONNECTIONS,
+        duration: KEEPALIVE_TIME,
+    };
+    Ok(lab.load(NODE, &app(lab, proxy), mode)?)
 }
 
 /// Resident memory each idle connection adds (one request done on each,
 /// then held), KiB.
 fn idle_memory(lab: &Lab, proxy: &Proxy) -> Result<f64, Error> {
     let before = rss_kib(proxy.pid)?;
-    let mut holder = load_command(
-        lab,
-        proxy,
-        &["--mode", "idle", "--count", &IDLE_CONNECTIONS.to_string()],
-    )?
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .spawn()?;
+    let idle = LoadMode::Idle {
+        connections: IDLE_CONNECTIONS,
+    };
+    let mut holder = lab
+        .load_command(NODE, &app(lab, proxy), idle)?
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
     let mut stdout = BufReader::new(holder.stdout.take().ok_or("no stdout")?);
     let mut ready = String::new();
     stdout.read_line(&mut ready)?;

@@ -9,12 +9,14 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use ixgate_proxy::HEALTH_USER_AGENT;
 use ixgate_testbed::Lab;
 use ixgate_testbed::client::{
     ClientOutcome, ClientRequest, HttpVersion, SessionRequest, TlsVersions,
 };
+use ixgate_testbed::load::{LoadMode, LoadTarget};
 use ixgate_testbed::origin::OriginRequest;
 use ixgate_testbed::topology::Topology;
 
@@ -95,6 +97,7 @@ fn the_app_gets_through_with_its_identity_and_every_other_client_is_refused_at_t
     let lab = lab();
     the_apps_get_through_with_their_identity(&lab);
     every_other_client_is_refused_and_counted(&lab);
+    a_stolen_certificate_cannot_flood_the_bank(&lab);
 }
 
 /// Each bank's app reaches its own bank's origin, over transit, with its
@@ -290,6 +293,43 @@ fn every_other_client_is_refused_and_counted(lab: &Lab) {
         Some(1.0),
         "{metrics}"
     );
+}
+
+/// bank-a's limit in examples/lab/node-1: 20 requests per second per app
+/// certificate, with a burst of one second's worth.
+const RATE_PER_CERTIFICATE: f64 = 20.0;
+
+/// One app certificate sending requests as fast as two connections can
+/// for a second: the bank sees the certificate's rate and burst, no more;
+/// the rest is answered 429 and counted.
+fn a_stolen_certificate_cannot_flood_the_bank(lab: &Lab) {
+    let pki = lab.pki_dir();
+    let stolen = LoadTarget {
+        address: SocketAddr::new(IpAddr::V4(BANK_A), 443),
+        server_name: "api.bank-a.example".to_owned(),
+        ca: pki.join("server-ca.pem"),
+        certificate: pki.join("bank-a-client-good.pem"),
+        key: pki.join("bank-a-client-good.key"),
+    };
+    let before = arrived(lab, "/");
+    let flood = LoadMode::Requests {
+        connections: 2,
+        duration: Duration::from_secs(1),
+    };
+    let report = lab.load(CLIENT, &stolen, flood).expect("the load runs");
+    let reached = arrived(lab, "/") - before;
+    let count = |n: u64| f64::from(u32::try_from(n).unwrap_or(u32::MAX));
+    let allowed = RATE_PER_CERTIFICATE * (1.0 + report.elapsed_s);
+    assert!(
+        count(report.ok) <= allowed.ceil() && reached == usize::try_from(report.ok).unwrap_or(0),
+        "{report:?}: {reached} reached the bank, at most {allowed} allowed"
+    );
+    assert!(report.failed > report.ok, "{report:?}: most were refused");
+    let limited = sample(
+        &metrics(lab),
+        "ixgate_proxy_rate_limited_total{service=\"bank-a\"}",
+    );
+    assert_eq!(limited, Some(count(report.failed)), "every refusal counted");
 }
 
 /// A session of `client` (a stem of the test PKI) to bank-a's service,

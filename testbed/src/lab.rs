@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientOutcome, ClientRequest, SessionOutcome, SessionRequest};
 use crate::flood::{Flood, FloodReport, parse_mac};
+use crate::load::{LoadMode, LoadReport, LoadTarget};
 use crate::origin::OriginRequest;
 use crate::probe::{ProbeReport, Transport};
 use crate::routers::Router;
@@ -654,6 +655,34 @@ impl Lab {
             &String::from_utf8_lossy(&output.stdout),
             &String::from_utf8_lossy(&output.stderr),
         ))
+    }
+
+    /// `ixgate-testbed load` from `node`: app clients with a certificate
+    /// loading `target` (see [`crate::load`]).
+    pub fn load_command(
+        &self,
+        node: &str,
+        target: &LoadTarget,
+        mode: LoadMode,
+    ) -> Result<Command, LabError> {
+        let binary = sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?;
+        let mut command = self.command(node, &binary.to_string_lossy())?;
+        command.args(target.args(mode));
+        Ok(command)
+    }
+
+    /// Runs `mode` against `target` from `node` and reports what it got.
+    pub fn load(
+        &self,
+        node: &str,
+        target: &LoadTarget,
+        mode: LoadMode,
+    ) -> Result<LoadReport, LabError> {
+        let output = SandboxHandle::run(self.load_command(node, target, mode)?)?;
+        serde_json::from_slice(&output.stdout).map_err(|error| LabError::Router {
+            router: node.to_owned(),
+            message: format!("the load generator printed no report: {error}"),
+        })
     }
 
     /// Makes `session` from `node` with `openssl s_client`, saving the TLS

@@ -43,6 +43,54 @@ pub struct LoadTarget {
     pub key: PathBuf,
 }
 
+impl LoadTarget {
+    /// `ixgate-testbed load`'s arguments for this target and `mode`.
+    pub fn args(&self, mode: LoadMode) -> Vec<String> {
+        let mut args = vec![
+            "load".to_owned(),
+            "--connect".to_owned(),
+            self.address.to_string(),
+            "--server-name".to_owned(),
+            self.server_name.clone(),
+        ];
+        for (flag, path) in [
+            ("--ca", &self.ca),
+            ("--cert", &self.certificate),
+            ("--key", &self.key),
+        ] {
+            args.extend([flag.to_owned(), path.to_string_lossy().into_owned()]);
+        }
+        let (kind, count, concurrency, duration) = match mode {
+            LoadMode::Handshakes {
+                count,
+                concurrency,
+                resume,
+            } => (
+                if resume { "resumed" } else { "full" },
+                count,
+                concurrency,
+                Duration::ZERO,
+            ),
+            LoadMode::Requests {
+                connections,
+                duration,
+            } => ("requests", 1, connections, duration),
+            LoadMode::Idle { connections } => ("idle", connections, 1, Duration::ZERO),
+        };
+        args.extend([
+            "--mode".to_owned(),
+            kind.to_owned(),
+            "--count".to_owned(),
+            count.to_string(),
+            "--concurrency".to_owned(),
+            concurrency.to_string(),
+            "--duration-ms".to_owned(),
+            duration.as_millis().to_string(),
+        ]);
+        args
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadMode {
     /// `count` connections, `concurrency` at a time, each a handshake and
@@ -68,7 +116,8 @@ pub enum LoadMode {
 pub struct LoadReport {
     /// Requests answered 200.
     pub ok: u64,
-    /// Connections or requests that failed, or answers other than 200.
+    /// Connections or requests that failed, or answers other than 200
+    /// (a 429 of a rate limit among them).
     pub failed: u64,
     /// Handshakes that resumed a session.
     pub resumed: u64,
@@ -139,24 +188,17 @@ impl Client {
         Some((sender, resumed))
     }
 
-    /// One GET; whether it was answered 200.
-    async fn get(&self, sender: &mut SendRequest<Body>) -> bool {
-        let Ok(request) = Request::get("/")
+    /// One GET: the answer's status, none when the connection failed.
+    async fn get(&self, sender: &mut SendRequest<Body>) -> Option<u16> {
+        let request = Request::get("/")
             .header(hyper::header::HOST, &self.target.server_name)
             .body(Empty::new())
-        else {
-            return false;
-        };
-        if sender.ready().await.is_err() {
-            return false;
-        }
-        match sender.send_request(request).await {
-            Ok(response) => {
-                let ok = response.status() == hyper::StatusCode::OK;
-                ok && response.into_body().collect().await.is_ok()
-            }
-            Err(_) => false,
-        }
+            .ok()?;
+        sender.ready().await.ok()?;
+        let response = sender.send_request(request).await.ok()?;
+        let status = response.status().as_u16();
+        response.into_body().collect().await.ok()?;
+        Some(status)
     }
 }
 
@@ -169,8 +211,13 @@ struct Tally {
 }
 
 impl Tally {
-    fn count(&self, ok: bool) {
-        let counter = if ok { &self.ok } else { &self.failed };
+    /// One request's status (none: the connection failed).
+    fn count(&self, status: Option<u16>) {
+        let counter = if status == Some(200) {
+            &self.ok
+        } else {
+            &self.failed
+        };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -220,7 +267,7 @@ async fn handshakes(client: Arc<Client>, count: u64, concurrency: u64, resume: b
     if resume {
         // One full handshake first: the session the others resume.
         if let Some((mut sender, _)) = client.connect().await {
-            client.get(&mut sender).await;
+            let _ = client.get(&mut sender).await;
         }
     }
     let next = Arc::new(AtomicU64::new(0));
@@ -232,16 +279,16 @@ async fn handshakes(client: Arc<Client>, count: u64, concurrency: u64, resume: b
             let mut latencies = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < count {
                 let began = Instant::now();
-                let ok = match client.connect().await {
+                let status = match client.connect().await {
                     Some((mut sender, resumed)) => {
                         if resumed {
                             tally.resumed.fetch_add(1, Ordering::Relaxed);
                         }
                         client.get(&mut sender).await
                     }
-                    None => false,
+                    None => None,
                 };
-                tally.count(ok);
+                tally.count(status);
                 latencies.push(began.elapsed());
             }
             latencies
@@ -261,14 +308,14 @@ async fn requests(client: Arc<Client>, connections: u64, duration: Duration) -> 
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             let Some((mut sender, _)) = client.connect().await else {
-                tally.count(false);
+                tally.count(None);
                 return latencies;
             };
             while Instant::now() < deadline {
                 let began = Instant::now();
-                let ok = client.get(&mut sender).await;
-                tally.count(ok);
-                if !ok {
+                let status = client.get(&mut sender).await;
+                tally.count(status);
+                if status.is_none() {
                     break;
                 }
                 latencies.push(began.elapsed());
@@ -290,7 +337,7 @@ async fn idle(client: Arc<Client>, connections: u64) -> LoadReport {
                 tally.count(client.get(&mut sender).await);
                 held.push(sender);
             }
-            None => tally.count(false),
+            None => tally.count(None),
         }
     }
     let report = tally.report(started.elapsed(), &[]);
