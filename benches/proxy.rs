@@ -7,7 +7,8 @@
 //! proxy alone, with node-1's configuration; HAProxy: the same
 //! certificates, the bank's CAs and CRLs with `verify required`, the same
 //! identity headers, re-encrypting to the same origin over transit with
-//! the origin CA pinned, from the same transit source). The load comes
+//! the origin CA pinned, from the same transit source; both choose the
+//! cipher suite in their own order, AES-128-GCM-SHA256 first). The load comes
 //! from `ixgate-testbed load` in node-1 (app clients with a certificate,
 //! which h2load and wrk cannot present). CPU is each proxy process's user
 //! plus system time (/proc/PID/stat); memory is its resident set.
@@ -235,7 +236,11 @@ fn haproxy_config(lab: &Lab, dir: &Path) -> Result<String, Error> {
         )
     };
     let config = format!(
-        "global\n    nbthread 2\n    maxconn 5000\n    tune.ssl.cachesize 20000\n\n\
+        "global\n    nbthread 2\n    maxconn 5000\n    tune.ssl.cachesize 20000\n    \
+         ssl-default-bind-ciphersuites \
+         TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384\n    \
+         ssl-default-bind-ciphers \
+         ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384\n\n\
          defaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    \
          timeout server 30s\n    timeout http-request 10s\n    timeout http-keep-alive 60s\n\n\
          frontend apps\n    bind {HAPROXY_ADDRESS}:443 ssl crt-list {} strict-sni\n    \

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use aws_lc_rs::digest::{SHA256, digest};
 use ixgate_policy::files::{self, FileError, TicketKey};
 use ixgate_policy::node::Service;
+use rustls::crypto::hash::HashAlgorithm;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, ServerConfig};
+use rustls::{CertificateError, ServerConfig, SupportedCipherSuite};
 
 use crate::tickets::{ServiceTicketer, TicketError};
 
@@ -34,9 +35,23 @@ pub enum TlsError {
     },
 }
 
-/// The crypto provider of every configuration: aws-lc-rs.
+/// The crypto provider of every configuration: aws-lc-rs, with the cipher
+/// suites whose hash is SHA-256 first (AES-128-GCM leads), the rest in
+/// aws-lc-rs' order. The key schedule of every handshake runs on that
+/// hash, and SHA-256 has CPU instructions where SHA-384 has none
+/// (measured: SHA-384 blocks were 13 % of a resumed handshake's CPU).
+/// AES-128-GCM with SHA-256 is TLS 1.3's mandatory suite, so every client
+/// has it.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| {
+        let common = match suite {
+            SupportedCipherSuite::Tls13(suite) => &suite.common,
+            SupportedCipherSuite::Tls12(suite) => &suite.common,
+        };
+        common.hash_provider.algorithm() != HashAlgorithm::SHA256
+    });
+    Arc::new(provider)
 }
 
 /// The server configuration of `service`.
@@ -79,6 +94,8 @@ pub fn server_config(
         .with_single_cert(chain, key)
         .map_err(|error| build(&error))?;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // Our order of suites (see `provider`), whatever the client prefers.
+    config.ignore_client_order = true;
     config.max_early_data_size = 0;
     config.ticketer = Arc::new(
         ServiceTicketer::new(ticket_keys, service.name.as_str(), crl_digest.as_ref()).map_err(
@@ -197,3 +214,25 @@ impl Refusal {
 /// A fatal `unrecognized_name` alert (RFC 6066 §3) as a TLS 1.2 record:
 /// what a client with an unknown SNI gets before the close.
 pub const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
+
+#[cfg(test)]
+mod tests {
+    use rustls::CipherSuite;
+
+    #[test]
+    fn suites_hashed_with_sha256_lead_aes_128_gcm_first() {
+        let suites: Vec<CipherSuite> = super::provider()
+            .cipher_suites
+            .iter()
+            .map(rustls::SupportedCipherSuite::suite)
+            .collect();
+        assert_eq!(suites.first(), Some(&CipherSuite::TLS13_AES_128_GCM_SHA256));
+        let first_sha384 = suites
+            .iter()
+            .position(|suite| *suite == CipherSuite::TLS13_AES_256_GCM_SHA384);
+        let last_sha256 = suites
+            .iter()
+            .rposition(|suite| *suite == CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
+        assert!(first_sha384 > last_sha256, "{suites:?}");
+    }
+}
