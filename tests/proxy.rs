@@ -19,6 +19,7 @@ use ixgate_testbed::client::{
 use ixgate_testbed::load::{LoadMode, LoadTarget};
 use ixgate_testbed::origin::OriginRequest;
 use ixgate_testbed::topology::Topology;
+use ixgate_testbed::wait::{self, NotYet};
 
 /// One lab at a time: the 2 cores are for one lab's routers and floods.
 static ONE_LAB: Mutex<()> = Mutex::new(());
@@ -157,6 +158,28 @@ fn the_apps_get_through_with_their_identity(lab: &Lab) {
         assert_eq!(request.header("x-forwarded-for"), Some("198.51.100.66"));
         assert_eq!(request.header("host"), Some("api.bank-a.example"));
     }
+    // The app's source is now in the firewall's trusted set: its SYNs skip
+    // the per-destination limit during a flood.
+    wait::until(
+        Duration::from_secs(2),
+        "client-a in the trusted set",
+        || {
+            let listed = lab
+                .exec(
+                    NODE,
+                    "nft",
+                    &["list", "set", "netdev", "ixgate", "trusted_v4"],
+                )
+                .map_err(|error| NotYet::Failed(error.to_string()))?;
+            let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+            if listed.contains("198.51.100.66") {
+                Ok(())
+            } else {
+                Err(NotYet::Pending(listed))
+            }
+        },
+    )
+    .expect("the verified source is trusted");
     // bank-b's app reaches bank-b's origin, not bank-a's.
     let other = request(
         lab,
