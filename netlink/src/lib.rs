@@ -1,4 +1,11 @@
-//! Policy routing that keeps anycast and transit apart: a pure planner, an
-//! rtnetlink executor and a link monitor.
+//! Policy routing that keeps anycast and transit apart.
 //!
-//! Empty until the policy-routing issue: nothing here pretends to work yet.
+//! - [`state`]: the kernel objects as plain values, and the numbers that
+//!   mark them ours (protocol 250, tables 100 and 101, rules 1000–1099);
+//! - [`plan`]: the desired state from the configuration, pure;
+//! - [`reconcile`]: the operations from what the kernel holds of ours to
+//!   the desired state, pure, make before break.
+
+pub mod plan;
+pub mod reconcile;
+pub mod state;

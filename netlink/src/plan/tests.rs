@@ -1,0 +1,78 @@
+use std::path::Path;
+
+use super::*;
+use crate::state::TRANSIT_TABLE;
+
+fn lab_node_1() -> Config {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lab/node-1");
+    ixgate_policy::load(&dir).expect("the lab configuration loads")
+}
+
+fn rendered(state: &RoutingState) -> Vec<String> {
+    let links = state
+        .links
+        .iter()
+        .map(|link| format!("link {} {:?}", link.name, link.kind));
+    let addresses = state.addresses.iter().map(|a| format!("address {a}"));
+    let routes = state.routes.iter().map(|r| format!("route {r}"));
+    let rules = state.rules.iter().map(|r| format!("rule {r}"));
+    links.chain(addresses).chain(routes).chain(rules).collect()
+}
+
+#[test]
+fn node_1_of_the_lab() {
+    let state = desired(&lab_node_1());
+    assert_eq!(
+        rendered(&state),
+        [
+            "link anyhold0 Bridge",
+            "address 192.0.2.10/32 dev anyhold0",
+            "address 192.0.2.20/32 dev anyhold0",
+            "address 2001:db8:100::10/128 dev anyhold0",
+            "address 2001:db8:100::20/128 dev anyhold0",
+            "route table 100 0.0.0.0/0 via 198.51.100.1 dev ixp0 metric 100",
+            "route table 100 unreachable 0.0.0.0/0 metric 4294967295",
+            "route table 100 ::/0 via 2001:db8:ff::1 dev ixp0 metric 100",
+            "route table 100 unreachable ::/0 metric 4294967295",
+            "route table 101 0.0.0.0/0 via 203.0.113.1 dev transit0 metric 100",
+            "route table 101 unreachable 0.0.0.0/0 metric 4294967295",
+            "route table 101 ::/0 via 2001:db8:200::1 dev transit0 metric 100",
+            "route table 101 unreachable ::/0 metric 4294967295",
+            "rule 1000: from 192.0.2.0/24 lookup 100",
+            "rule 1001: from 2001:db8:100::/48 lookup 100",
+            "rule 1050: from 203.0.113.11/32 lookup 101",
+            "rule 1051: from 2001:db8:200::11/128 lookup 101",
+        ]
+    );
+}
+
+#[test]
+fn every_table_ends_unreachable_even_without_a_way_out() {
+    let mut config = lab_node_1();
+    config.node.transit.gateways.clear();
+    config.telcos.clear();
+    let state = desired(&config);
+    assert!(
+        state
+            .routes
+            .iter()
+            .all(|route| route.target == RouteTarget::Unreachable),
+        "{state:#?}"
+    );
+    assert_eq!(state.routes.len(), 4, "two tables, two families");
+    assert!(state.rules.iter().any(|rule| rule.table == TRANSIT_TABLE));
+}
+
+#[test]
+fn lo_as_holder_creates_no_link() {
+    let mut config = lab_node_1();
+    config.node.interfaces.anycast_holder = HolderKind::Lo;
+    let state = desired(&config);
+    assert!(state.links.is_empty());
+    assert!(
+        state
+            .addresses
+            .iter()
+            .all(|address| address.interface == "lo")
+    );
+}
