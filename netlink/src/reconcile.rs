@@ -9,6 +9,8 @@
 //! transit. Nothing that is not ours is in `actual`, so nothing that is
 //! not ours is ever deleted.
 
+use std::collections::BTreeSet;
+
 use crate::state::{AddressSpec, LinkSpec, RouteSpec, RoutingState, RuleSpec};
 
 /// One change to the kernel.
@@ -29,58 +31,37 @@ pub enum Op {
 /// The operations from `actual` to `desired`; none when they agree.
 pub fn reconcile(desired: &RoutingState, actual: &RoutingState) -> Vec<Op> {
     let mut ops = Vec::new();
-    ops.extend(
-        desired
-            .links
-            .difference(&actual.links)
-            .cloned()
-            .map(Op::AddLink),
-    );
-    ops.extend(
-        desired
-            .addresses
-            .difference(&actual.addresses)
-            .cloned()
-            .map(Op::AddAddress),
-    );
-    ops.extend(
-        desired
-            .routes
-            .difference(&actual.routes)
-            .cloned()
-            .map(Op::UpsertRoute),
-    );
-    ops.extend(
-        desired
-            .rules
-            .difference(&actual.rules)
-            .cloned()
-            .map(Op::AddRule),
-    );
-    ops.extend(
-        actual
-            .rules
-            .difference(&desired.rules)
-            .cloned()
-            .map(Op::DeleteRule),
-    );
+    ops.extend(only_in(&desired.links, &actual.links, Op::AddLink));
+    ops.extend(only_in(
+        &desired.addresses,
+        &actual.addresses,
+        Op::AddAddress,
+    ));
+    ops.extend(only_in(&desired.routes, &actual.routes, Op::UpsertRoute));
+    ops.extend(only_in(&desired.rules, &actual.rules, Op::AddRule));
+    ops.extend(only_in(&actual.rules, &desired.rules, Op::DeleteRule));
     // A stale route whose key a desired route has was replaced in place.
     ops.extend(
-        actual
-            .routes
-            .difference(&desired.routes)
-            .filter(|stale| !desired.routes.iter().any(|want| want.key() == stale.key()))
-            .cloned()
-            .map(Op::DeleteRoute),
+        only_in(&actual.routes, &desired.routes, Op::DeleteRoute).filter(|op| {
+            !matches!(op, Op::DeleteRoute(stale)
+                if desired.routes.iter().any(|want| want.key() == stale.key()))
+        }),
     );
-    ops.extend(
-        actual
-            .addresses
-            .difference(&desired.addresses)
-            .cloned()
-            .map(Op::DeleteAddress),
-    );
+    ops.extend(only_in(
+        &actual.addresses,
+        &desired.addresses,
+        Op::DeleteAddress,
+    ));
     ops
+}
+
+/// `op` of every element of `set` that `other` lacks.
+fn only_in<'a, T: Ord + Clone>(
+    set: &'a BTreeSet<T>,
+    other: &'a BTreeSet<T>,
+    op: fn(T) -> Op,
+) -> impl Iterator<Item = Op> + 'a {
+    set.difference(other).cloned().map(op)
 }
 
 #[cfg(test)]
