@@ -4,8 +4,10 @@
 //!   mark them ours (protocol 250, tables 100 and 101, rules 1000–1099);
 //! - [`plan`]: the desired state from the configuration, pure;
 //! - [`reconcile`]: the operations from what the kernel holds of ours to
-//!   the desired state, pure, make before break.
+//!   the desired state, pure, make before break;
+//! - [`kernel`]: the rtnetlink executor.
 
+pub mod kernel;
 pub mod plan;
 pub mod reconcile;
 pub mod state;

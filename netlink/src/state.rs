@@ -62,8 +62,14 @@ pub struct RouteSpec {
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RouteTarget {
-    Via { gateway: IpAddr, interface: String },
+    Via {
+        gateway: IpAddr,
+        interface: String,
+    },
     Unreachable,
+    /// A route of ours in a shape the planner never makes (found by a
+    /// dump): it only goes.
+    Unrecognized,
 }
 
 impl RouteSpec {
@@ -103,6 +109,11 @@ impl fmt::Display for RouteSpec {
             RouteTarget::Unreachable => write!(
                 f,
                 "table {} unreachable {} metric {}",
+                self.table, self.destination, self.metric
+            ),
+            RouteTarget::Unrecognized => write!(
+                f,
+                "table {} {} metric {} (not ours to keep)",
                 self.table, self.destination, self.metric
             ),
         }

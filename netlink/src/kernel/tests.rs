@@ -1,0 +1,164 @@
+//! The executor against the real kernel, in a throwaway network namespace
+//! with node-1's interfaces (veth pairs with nothing behind them).
+
+use std::path::Path;
+use std::process::Command;
+
+use super::*;
+use crate::plan::desired;
+use crate::state::ANYCAST_TABLE;
+
+fn in_new_namespace<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare (root needed)");
+        body()
+    })
+    .join()
+    .expect("the namespace thread")
+}
+
+/// `ip ARGS` in this thread's namespace; its standard output.
+fn ip(args: &str) -> String {
+    let output = Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .expect("ip runs");
+    assert!(
+        output.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// node-1's anycast and transit interfaces, addressed as in the lab.
+fn node_1_interfaces() {
+    for (name, v4, v6) in [
+        ("ixp0", "198.51.100.11/26", "2001:db8:ff::11/64"),
+        ("transit0", "203.0.113.11/26", "2001:db8:200::11/64"),
+    ] {
+        ip(&format!("link add {name} type veth peer name {name}-peer"));
+        std::fs::write(
+            format!("/proc/sys/net/ipv6/conf/{name}/keep_addr_on_down"),
+            "1",
+        )
+        .expect("keep IPv6 addresses on down");
+        ip(&format!("addr add {v4} dev {name}"));
+        ip(&format!("addr add {v6} dev {name} nodad"));
+        ip(&format!("link set {name} up"));
+        ip(&format!("link set {name}-peer up"));
+    }
+    ip("link set lo up");
+}
+
+fn node_1() -> RoutingState {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lab/node-1");
+    desired(&ixgate_policy::load(&dir).expect("the lab configuration loads"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+#[test]
+fn reconciled_once_a_second_run_writes_nothing_and_foreign_routes_stay() {
+    let (first, second, found, rules, route_get, foreign) = in_new_namespace(|| {
+        node_1_interfaces();
+        // Not through ixp0: an admin-down would flush it with ours.
+        ip("route add unreachable 10.0.0.0/8 table 100 proto static");
+        runtime().block_on(async {
+            let kernel = Kernel::connect().expect("netlink");
+            let want = node_1();
+            let first = kernel.reconcile(&want).await.expect("first");
+            let second = kernel.reconcile(&want).await.expect("second");
+            let found = kernel.ours(&want.links).await.expect("dump");
+            (
+                first,
+                second,
+                found == want,
+                ip("rule show"),
+                ip("route get 203.0.113.65 from 192.0.2.10"),
+                ip("route show table 100 proto static"),
+            )
+        })
+    });
+    assert!(first.failed.is_empty(), "{:#?}", first.failed);
+    assert!(!first.done.is_empty());
+    assert!(
+        second.done.is_empty() && second.failed.is_empty(),
+        "{second:#?}"
+    );
+    assert!(found, "the dump of ours is the desired state");
+    assert!(
+        rules.contains("1000:\tfrom 192.0.2.0/24 lookup 100 proto 250"),
+        "{rules}"
+    );
+    assert!(
+        route_get.contains("via 198.51.100.1 dev ixp0 table 100"),
+        "anycast replies leave through the anycast interface: {route_get}"
+    );
+    assert!(
+        foreign.contains("10.0.0.0/8"),
+        "foreign route kept: {foreign}"
+    );
+}
+
+#[test]
+fn admin_down_and_up_is_repaired_and_nothing_wanted_removes_only_ours() {
+    let (repair, after_repair, emptied, leftover, foreign) = in_new_namespace(|| {
+        node_1_interfaces();
+        // Not through ixp0: an admin-down would flush it with ours.
+        ip("route add unreachable 10.0.0.0/8 table 100 proto static");
+        runtime().block_on(async {
+            let kernel = Kernel::connect().expect("netlink");
+            let want = node_1();
+            kernel.reconcile(&want).await.expect("first");
+            // IPv4 routes through a device that goes admin-down vanish
+            // without a word (no RTM_DELROUTE).
+            ip("link set ixp0 down");
+            ip("link set ixp0 up");
+            let repair = kernel.reconcile(&want).await.expect("repair");
+            let after_repair = kernel.reconcile(&want).await.expect("again");
+            let emptied = kernel
+                .reconcile(&RoutingState {
+                    links: want.links.clone(),
+                    ..RoutingState::default()
+                })
+                .await
+                .expect("empty");
+            let leftover = kernel.ours(&want.links).await.expect("dump");
+            (
+                repair,
+                after_repair,
+                emptied,
+                leftover,
+                ip("route show table 100 proto static"),
+            )
+        })
+    });
+    assert!(repair.failed.is_empty(), "{:#?}", repair.failed);
+    assert!(
+        repair.done.iter().any(|op| matches!(op,
+            Op::UpsertRoute(route) if route.table == ANYCAST_TABLE
+                && route.destination.addr().is_ipv4()
+                && route.target != RouteTarget::Unreachable)),
+        "the flushed anycast default is back: {repair:#?}"
+    );
+    assert!(after_repair.done.is_empty(), "{after_repair:#?}");
+    assert!(emptied.failed.is_empty(), "{:#?}", emptied.failed);
+    assert_eq!(
+        leftover,
+        RoutingState {
+            links: leftover.links.clone(),
+            ..RoutingState::default()
+        },
+        "nothing of ours is left but the holder"
+    );
+    assert!(
+        foreign.contains("10.0.0.0/8"),
+        "foreign route kept: {foreign}"
+    );
+}
