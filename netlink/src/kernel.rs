@@ -55,6 +55,8 @@ fn errno(error: &rtnetlink::Error) -> Option<i32> {
 /// What one reconciliation did.
 #[derive(Debug, Default)]
 pub struct Applied {
+    /// What the kernel held of ours before.
+    pub found: RoutingState,
     /// Operations carried out.
     pub done: Vec<Op>,
     /// Operations the kernel refused, with why; the others went ahead.
@@ -79,9 +81,13 @@ impl Kernel {
     /// Brings the kernel to `desired`: dumps ours, reconciles, applies.
     /// A second call with nothing changed writes nothing.
     pub async fn reconcile(&self, desired: &RoutingState) -> Result<Applied, KernelError> {
-        let actual = self.ours(&desired.links).await?;
-        let mut applied = Applied::default();
-        for op in reconcile(desired, &actual) {
+        let found = self.ours(&desired.links).await?;
+        let ops = reconcile(desired, &found);
+        let mut applied = Applied {
+            found,
+            ..Applied::default()
+        };
+        for op in ops {
             match self.apply(&op).await {
                 Ok(()) => applied.done.push(op),
                 Err(error) => applied.failed.push((op, error.to_string())),

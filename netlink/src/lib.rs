@@ -5,9 +5,12 @@
 //! - [`plan`]: the desired state from the configuration, pure;
 //! - [`reconcile`]: the operations from what the kernel holds of ours to
 //!   the desired state, pure, make before break;
-//! - [`kernel`]: the rtnetlink executor.
+//! - [`kernel`]: the rtnetlink executor;
+//! - [`monitor`]: reconciling again on link, address, route and rule
+//!   events, and telling the appliance when the anycast link goes.
 
 pub mod kernel;
+pub mod monitor;
 pub mod plan;
 pub mod reconcile;
 pub mod state;

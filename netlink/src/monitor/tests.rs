@@ -1,0 +1,130 @@
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::packet_route::route::RouteMessage;
+
+use super::*;
+use crate::plan::desired;
+
+#[test]
+fn what_events_mean() {
+    let mut link = LinkMessage::default();
+    link.header.flags = LinkFlags::Up;
+    link.attributes.push(LinkAttribute::IfName("ixp0".into()));
+    let message = NetlinkMessage::from(RouteNetlinkMessage::NewLink(link));
+    assert_eq!(
+        classify(&message),
+        Seen::Link {
+            name: "ixp0".into(),
+            up: true,
+            running: false
+        }
+    );
+    let deleted = NetlinkMessage::from(RouteNetlinkMessage::DelRoute(RouteMessage::default()));
+    assert_eq!(classify(&deleted), Seen::Changed);
+    let overrun = NetlinkMessage::<RouteNetlinkMessage>::new(
+        rtnetlink::packet_core::NetlinkHeader::default(),
+        NetlinkPayload::Overrun(vec![]),
+    );
+    assert_eq!(classify(&overrun), Seen::Overrun);
+}
+
+fn ip(args: &str) {
+    let status = Command::new("ip")
+        .args(args.split_whitespace())
+        .status()
+        .expect("ip runs");
+    assert!(status.success(), "ip {args}");
+}
+
+/// Polls `status` until `done` holds, for at most `within`; how long it took.
+async fn until(
+    status: &Mutex<RoutingStatus>,
+    within: Duration,
+    done: impl Fn(&RoutingStatus) -> bool,
+) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if status.lock().is_ok_and(|status| done(&status)) {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+#[test]
+fn an_admin_down_flush_is_repaired_within_a_second_and_stop_removes_ours() {
+    let (synced, repaired, link_events, removed) = std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare (root needed)");
+        for (name, v4, v6) in [
+            ("ixp0", "198.51.100.11/26", "2001:db8:ff::11/64"),
+            ("transit0", "203.0.113.11/26", "2001:db8:200::11/64"),
+        ] {
+            ip(&format!("link add {name} type veth peer name {name}-peer"));
+            std::fs::write(
+                format!("/proc/sys/net/ipv6/conf/{name}/keep_addr_on_down"),
+                "1",
+            )
+            .expect("keep IPv6 addresses on down");
+            ip(&format!("addr add {v4} dev {name}"));
+            ip(&format!("addr add {v6} dev {name} nodad"));
+            ip(&format!("link set {name} up"));
+            ip(&format!("link set {name}-peer up"));
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lab/node-1");
+        let want = desired(&ixgate_policy::load(&dir).expect("the lab configuration"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let status = Arc::new(Mutex::new(RoutingStatus::default()));
+            let (links, mut link_events) = mpsc::unbounded_channel();
+            let (stop, stopped) = oneshot::channel();
+            let task = tokio::spawn(maintain(
+                want.clone(),
+                "ixp0".into(),
+                status.clone(),
+                links,
+                stopped,
+            ));
+            let in_sync =
+                |status: &RoutingStatus| status.reconciles > 0 && status.actual == status.desired;
+            let synced = until(&status, Duration::from_secs(5), in_sync).await;
+            let writes = status.lock().map_or(0, |status| status.writes);
+            ip("link set ixp0 down");
+            ip("link set ixp0 up");
+            let repaired = until(&status, Duration::from_secs(1), |status| {
+                status.writes > writes && in_sync(status)
+            })
+            .await;
+            let mut seen = Vec::new();
+            while let Ok(event) = link_events.try_recv() {
+                seen.push(event.up);
+            }
+            let _ = stop.send(());
+            let _ = task.await;
+            let removed = status
+                .lock()
+                .map(|status| status.actual.clone())
+                .unwrap_or_default();
+            (synced, repaired, seen, removed)
+        })
+    })
+    .join()
+    .expect("the namespace thread");
+    assert!(synced.is_some(), "in sync after the start");
+    assert!(repaired.is_some(), "repaired within 1 s of the flush");
+    assert!(
+        link_events.contains(&false),
+        "the anycast link's loss told: {link_events:?}"
+    );
+    assert_eq!(
+        removed.routes.len() + removed.rules.len() + removed.addresses.len(),
+        0,
+        "{removed:#?}"
+    );
+}
