@@ -35,6 +35,8 @@ pub enum Request {
     ShowMitigations,
     ShowCounters,
     ShowFloods,
+    /// Policy routing: desired and actual addresses, routes and rules.
+    ShowRouting,
     /// Withdraw the anycast prefixes from one telco, or from all.
     Drain {
         telco: Option<String>,

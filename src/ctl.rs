@@ -17,6 +17,37 @@ pub fn text(value: &Value) -> String {
     }
 }
 
+pub fn routing(data: &Value) -> String {
+    let yes_no = |value: &Value| {
+        if value == &Value::Bool(true) {
+            "yes"
+        } else {
+            "no"
+        }
+    };
+    let mut table = Table::new(&["KIND", "OBJECT", "DESIRED", "ACTUAL"]);
+    for object in data["objects"].as_array().into_iter().flatten() {
+        table.row(vec![
+            text(&object["kind"]),
+            text(&object["object"]),
+            yes_no(&object["desired"]).to_owned(),
+            yes_no(&object["actual"]).to_owned(),
+        ]);
+    }
+    let mut out = table.render("");
+    let _ = writeln!(
+        out,
+        "in sync: {}; reconciles {}, writes {}",
+        yes_no(&data["in_sync"]),
+        text(&data["reconciles"]),
+        text(&data["writes"])
+    );
+    for failure in data["failures"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "refused: {}", text(failure));
+    }
+    out
+}
+
 pub fn services(data: &Value) -> String {
     let mut table = Table::new(&["SERVICE", "SNI", "ORIGIN", "HEALTHY"]);
     for service in data.as_array().into_iter().flatten() {

@@ -5,6 +5,7 @@ mod control;
 mod ctl;
 mod firewall;
 mod metrics;
+mod routing;
 mod run;
 mod table;
 
@@ -114,6 +115,9 @@ enum Show {
     Counters,
     /// Floods going on, and the last ones that ended.
     Floods,
+    /// Policy routing: the desired and the actual addresses, routes and
+    /// rules side by side.
+    Routing,
     /// The bank services: names, origins and their health.
     Services,
 }
@@ -234,6 +238,9 @@ fn ctl(
         } => Request::ShowCounters,
         CtlCommand::Show { what: Show::Floods } => Request::ShowFloods,
         CtlCommand::Show {
+            what: Show::Routing,
+        } => Request::ShowRouting,
+        CtlCommand::Show {
             what: Show::Services,
         } => Request::ShowServices,
         CtlCommand::Reload => Request::Reload,
@@ -260,6 +267,7 @@ fn ctl(
         Request::ShowMitigations => println!("{}", serde_json::to_string_pretty(&answer.data)?),
         Request::ShowCounters => print!("{}", ctl::counters(&answer.data)),
         Request::ShowFloods => print!("{}", ctl::floods(&answer.data)),
+        Request::ShowRouting => print!("{}", ctl::routing(&answer.data)),
         Request::ShowServices => print!("{}", ctl::services(&answer.data)),
         _ => println!("{}", ctl::text(&answer.data)),
     }

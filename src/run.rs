@@ -30,6 +30,8 @@ pub enum RunError {
     Speaker(#[from] ixgate_bgp::speaker::SpeakerError),
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    #[error("cannot set up policy routing: {0}")]
+    Routing(#[from] ixgate_netlink::kernel::KernelError),
     #[error("cannot install the firewall: {0}")]
     Firewall(#[from] ixgate_firewall::watch::WatchError),
     #[error("cannot start the proxy: {0}")]
@@ -61,6 +63,7 @@ pub struct Appliance {
     speaker: Speaker,
     proxy: Arc<Proxy>,
     firewall: Arc<Mutex<crate::firewall::View>>,
+    routing: Arc<Mutex<ixgate_netlink::monitor::RoutingStatus>>,
     state: Mutex<State>,
 }
 
@@ -126,6 +129,10 @@ impl Appliance {
             Request::ShowCounters => match self.firewall.lock() {
                 Ok(view) => Answer::data(view.counters()),
                 Err(_) => Answer::error("firewall view lock poisoned".into()),
+            },
+            Request::ShowRouting => match self.routing.lock() {
+                Ok(status) => Answer::data(crate::routing::view(&status)),
+                Err(_) => Answer::error("routing status lock poisoned".into()),
             },
             Request::ShowFloods => match self.firewall.lock() {
                 Ok(view) => Answer::data(view.floods()),
@@ -365,6 +372,8 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
     // The firewall goes in before anything is announced.
     let firewall = crate::firewall::FirewallTask::start(&config, trusted_feed)?;
     let result = runtime.block_on(async {
+        // Addresses, tables and rules before the listeners and BGP.
+        let routing = crate::routing::RoutingTask::start(&config).await?;
         let proxy = Proxy::new(&config, Some(trusted))?;
         proxy.serve(&service_addresses(&config))?;
         let metrics_address = config.node.management.metrics;
@@ -382,6 +391,7 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
             speaker,
             proxy,
             firewall: firewall.view(),
+            routing: routing.status(),
             state: Mutex::new(State::default()),
         });
         appliance.export();
@@ -416,6 +426,9 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
         appliance.withdrawn(WITHDRAW_WAIT).await;
         appliance.speaker.stop();
         tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Err(error) = routing.stop().await {
+            eprintln!("ixgate: removing the policy routing: {error}");
+        }
         let _ = std::fs::remove_file(&socket);
         Ok(())
     });

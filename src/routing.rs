@@ -1,0 +1,115 @@
+//! Policy routing in `ixgate run`: the monitor of ixgate-netlink keeps the
+//! node's addresses, tables and rules; what `ixgate ctl show routing`
+//! reads; the anycast link's changes as JSON lines on standard output.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ixgate_netlink::kernel::{Kernel, KernelError};
+use ixgate_netlink::monitor::{self, RoutingStatus};
+use ixgate_netlink::plan;
+use ixgate_netlink::state::RoutingState;
+use ixgate_policy::Config;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+/// The routing task of a running appliance.
+pub struct RoutingTask {
+    status: Arc<Mutex<RoutingStatus>>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), KernelError>>,
+}
+
+impl RoutingTask {
+    /// Brings the kernel to the plan of `config` once (before anything is
+    /// announced), then keeps it there. What the kernel refuses is shown
+    /// by `show routing` and printed; the appliance runs on.
+    pub async fn start(config: &Config) -> Result<Self, KernelError> {
+        let desired = plan::desired(config);
+        let applied = Kernel::connect()?.reconcile(&desired).await?;
+        for (op, error) in &applied.failed {
+            eprintln!("ixgate: policy routing: {op:?}: {error}");
+        }
+        let status = Arc::new(Mutex::new(RoutingStatus::default()));
+        let (links, mut link_events) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel();
+        let anycast = config.node.interfaces.anycast.as_str().to_owned();
+        let task = tokio::spawn(monitor::maintain(
+            desired,
+            anycast,
+            status.clone(),
+            links,
+            stopped,
+        ));
+        // The controller's business once it exists: a withdrawal.
+        tokio::spawn(async move {
+            while let Some(event) = link_events.recv().await {
+                let line = json!({
+                    "event": if event.up { "anycast-link-up" } else { "anycast-link-down" },
+                    "at_unix_ms": unix_millis(),
+                    "interface": event.interface,
+                });
+                println!("{line}");
+            }
+        });
+        Ok(Self { status, stop, task })
+    }
+
+    pub fn status(&self) -> Arc<Mutex<RoutingStatus>> {
+        self.status.clone()
+    }
+
+    /// Removes our addresses, rules and routes (links stay).
+    pub async fn stop(self) -> Result<(), KernelError> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(result) => result,
+            Err(error) => Err(KernelError::Socket(std::io::Error::other(error))),
+        }
+    }
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// Every object of desired and actual, side by side, for `show routing`.
+pub fn view(status: &RoutingStatus) -> Value {
+    let rows = |state: &RoutingState| -> BTreeSet<(&'static str, String)> {
+        let links = state
+            .links
+            .iter()
+            .map(|l| ("link", format!("{} ({:?})", l.name, l.kind)));
+        let addresses = state.addresses.iter().map(|a| ("address", a.to_string()));
+        let routes = state.routes.iter().map(|r| ("route", r.to_string()));
+        let rules = state.rules.iter().map(|r| ("rule", r.to_string()));
+        links.chain(addresses).chain(routes).chain(rules).collect()
+    };
+    let desired = rows(&status.desired);
+    let actual = rows(&status.actual);
+    let objects: Vec<Value> = desired
+        .union(&actual)
+        .map(|(kind, object)| {
+            let key = (*kind, object.clone());
+            json!({
+                "kind": kind,
+                "object": object,
+                "desired": desired.contains(&key),
+                "actual": actual.contains(&key),
+            })
+        })
+        .collect();
+    json!({
+        "in_sync": status.reconciles > 0 && status.desired == status.actual,
+        "reconciles": status.reconciles,
+        "writes": status.writes,
+        "failures": status.failures,
+        "last_unix_ms": status.last_unix_ms,
+        "objects": objects,
+    })
+}
