@@ -135,3 +135,22 @@ impl fmt::Display for AddressSpec {
         write!(f, "{} dev {}", self.address, self.interface)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The name we ship for our protocol number is the number we use.
+    #[test]
+    fn rt_protos_names_our_protocol() {
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../packaging/iproute2/rt_protos.d/ixgate.conf"
+        );
+        let text = std::fs::read_to_string(file).expect("the rt_protos.d file");
+        let entry = text
+            .lines()
+            .find(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .expect("an entry");
+        let fields: Vec<&str> = entry.split_whitespace().collect();
+        assert_eq!(fields, [super::PROTOCOL.to_string().as_str(), "ixgate"]);
+    }
+}
