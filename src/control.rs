@@ -21,6 +21,12 @@ pub struct FlowSpec {
     pub source: Option<IpNet>,
     pub protocol: Option<u8>,
     pub destination_port: Option<u16>,
+    /// TCP flags that must all be set (a flood's SYNs: 0x02).
+    #[serde(default)]
+    pub tcp_flags: Option<u8>,
+    /// Inclusive IP packet-length range.
+    #[serde(default)]
+    pub packet_length: Option<(u16, u16)>,
     /// Bytes per second the telco lets through; 0 discards.
     pub rate_bytes: f32,
 }

@@ -63,9 +63,11 @@ impl FirewallTask {
     /// cannot be installed: the appliance does not run unprotected.
     /// `trusted` brings the sources that completed mutual TLS: they join
     /// the trusted set (the fast lane past the per-destination SYN limit).
+    /// Every flood event also goes to `floods` (the controller).
     pub fn start(
         config: &Config,
         mut trusted: tokio::sync::mpsc::Receiver<IpAddr>,
+        floods: tokio::sync::mpsc::UnboundedSender<DetectorEvent>,
     ) -> Result<Self, WatchError> {
         let mut watch = Watch::start(config)?;
         let interval = config.node.firewall.counter_interval.duration();
@@ -85,6 +87,9 @@ impl FirewallTask {
                     let sources: Vec<IpAddr> = sources.into_iter().collect();
                     let trusted_failed = !sources.is_empty() && watch.trust(&sources).is_err();
                     let result = watch.tick(now);
+                    for event in result.iter().flatten() {
+                        let _ = floods.send(event.clone());
+                    }
                     if let Ok(mut view) = view.lock() {
                         view.trusted_failures += u64::from(trusted_failed);
                         view.update(&watch, result);
@@ -221,7 +226,7 @@ fn signature_json(signature: &Signature) -> Value {
     })
 }
 
-fn unix_millis() -> u64 {
+pub fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {

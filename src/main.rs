@@ -2,6 +2,7 @@
 
 mod check;
 mod control;
+mod controller;
 mod ctl;
 mod firewall;
 mod metrics;
@@ -214,6 +215,8 @@ fn ctl(
                 source: src,
                 protocol: proto,
                 destination_port: dport,
+                tcp_flags: None,
+                packet_length: None,
                 rate_bytes: rate,
             };
             if add {

@@ -1,13 +1,12 @@
 //! Policy routing in `ixgate run`: the monitor of ixgate-netlink keeps the
 //! node's addresses, tables and rules; what `ixgate ctl show routing`
-//! reads; the anycast link's changes as JSON lines on standard output.
+//! reads; the anycast link's changes go to the controller.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ixgate_netlink::kernel::{Kernel, KernelError};
-use ixgate_netlink::monitor::{self, RoutingStatus};
+use ixgate_netlink::monitor::{self, LinkEvent, RoutingStatus};
 use ixgate_netlink::plan;
 use ixgate_netlink::state::RoutingState;
 use ixgate_policy::Config;
@@ -25,14 +24,17 @@ impl RoutingTask {
     /// Brings the kernel to the plan of `config` once (before anything is
     /// announced), then keeps it there. What the kernel refuses is shown
     /// by `show routing` and printed; the appliance runs on.
-    pub async fn start(config: &Config) -> Result<Self, KernelError> {
+    /// Changes of the anycast link go to `links` (the controller).
+    pub async fn start(
+        config: &Config,
+        links: mpsc::UnboundedSender<LinkEvent>,
+    ) -> Result<Self, KernelError> {
         let desired = plan::desired(config);
         let applied = Kernel::connect()?.reconcile(&desired).await?;
         for (op, error) in &applied.failed {
             eprintln!("ixgate: policy routing: {op:?}: {error}");
         }
         let status = Arc::new(Mutex::new(RoutingStatus::default()));
-        let (links, mut link_events) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel();
         let anycast = config.node.interfaces.anycast.as_str().to_owned();
         let task = tokio::spawn(monitor::maintain(
@@ -42,17 +44,6 @@ impl RoutingTask {
             links,
             stopped,
         ));
-        // The controller's business once it exists: a withdrawal.
-        tokio::spawn(async move {
-            while let Some(event) = link_events.recv().await {
-                let line = json!({
-                    "event": if event.up { "anycast-link-up" } else { "anycast-link-down" },
-                    "at_unix_ms": unix_millis(),
-                    "interface": event.interface,
-                });
-                println!("{line}");
-            }
-        });
         Ok(Self { status, stop, task })
     }
 
@@ -68,14 +59,6 @@ impl RoutingTask {
             Err(error) => Err(KernelError::Socket(std::io::Error::other(error))),
         }
     }
-}
-
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 /// Every object of desired and actual, side by side, for `show routing`.

@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 
 use ixgate_bgp::export::{Originate, routes_for};
 use ixgate_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
-use ixgate_bgp::wire::flow::NumericTerm;
+use ixgate_bgp::wire::flow::{BitmaskTerm, NumericTerm};
 use ixgate_bgp::wire::{Family, FlowAction, FlowFamily, FlowMatch, FlowRule};
 use ixgate_policy::{Config, Drained};
 use ixgate_proxy::{HTTPS_PORT, Proxy};
 
 use crate::control::{self, Answer, FlowSpec, Request};
+use crate::controller::{Controller, Decision, Event, Intent};
+use ixgate_firewall::detector::DetectorEvent;
+use ixgate_netlink::monitor::LinkEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -76,13 +79,23 @@ struct State {
     graceful_shutdown: bool,
     flows: Vec<FlowSpec>,
     blackholes: Vec<ipnet::IpNet>,
+    source_blackholes: Vec<ipnet::IpNet>,
+    /// The controller withdrew the prefixes (health, link).
+    withdrawn_by_controller: bool,
+    /// The controller's last decisions, oldest first.
+    decisions: std::collections::VecDeque<serde_json::Value>,
 }
+
+/// Decisions kept for `show mitigations`.
+const DECISIONS_KEPT: usize = 200;
+/// How often the controller's timers and the proxy's health are looked at.
+const CONTROL_TICK: Duration = Duration::from_millis(100);
 
 impl Appliance {
     /// Recomputes every peer's routes and hands them to the speaker.
     fn export(&self) {
         let Ok(state) = self.state.lock() else { return };
-        let drained = if state.drained {
+        let drained = if state.drained || state.withdrawn_by_controller {
             Drained::All
         } else {
             Drained::Telcos(state.drained_telcos.clone())
@@ -92,12 +105,54 @@ impl Appliance {
             graceful_shutdown: state.graceful_shutdown,
             flows: state.flows.iter().map(flow_rule).collect(),
             blackholes: state.blackholes.clone(),
+            source_blackholes: state.source_blackholes.clone(),
         };
         for peer in &plan.peers {
             let _ = self
                 .speaker
                 .set_routes(peer.neighbor, routes_for(&plan, peer, &originate));
         }
+    }
+
+    /// Carries out the controller's decisions, records and prints each
+    /// with its reason, and exports the result.
+    fn decide(&self, decisions: Vec<Decision>) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        for decision in decisions {
+            match &decision.intent {
+                Intent::AddFlow(flow) => {
+                    if !state.flows.contains(flow) {
+                        state.flows.push(flow.clone());
+                    }
+                }
+                Intent::RemoveFlow(flow) => state.flows.retain(|f| f != flow),
+                Intent::AddSourceBlackhole(prefix) => {
+                    if !state.source_blackholes.contains(prefix) {
+                        state.source_blackholes.push(*prefix);
+                    }
+                }
+                Intent::RemoveSourceBlackhole(prefix) => {
+                    state.source_blackholes.retain(|p| p != prefix);
+                }
+                Intent::WithdrawAll => state.withdrawn_by_controller = true,
+                Intent::AnnounceAll => state.withdrawn_by_controller = false,
+            }
+            let record = serde_json::json!({
+                "event": "decision",
+                "at_unix_ms": crate::firewall::unix_millis(),
+                "intent": format!("{:?}", decision.intent),
+                "reason": decision.reason,
+            });
+            println!("{record}");
+            if state.decisions.len() == DECISIONS_KEPT {
+                state.decisions.pop_front();
+            }
+            state.decisions.push_back(record);
+        }
+        drop(state);
+        self.export();
     }
 
     /// Applies `change` to the state and exports the result.
@@ -121,8 +176,11 @@ impl Appliance {
                 Ok(state) => Answer::data(serde_json::json!({
                     "drained": state.drained,
                     "drained_telcos": state.drained_telcos,
+                    "withdrawn_by_controller": state.withdrawn_by_controller,
                     "flows": state.flows,
                     "blackholes": state.blackholes,
+                    "source_blackholes": state.source_blackholes,
+                    "decisions": state.decisions,
                 })),
                 Err(_) => Answer::error("state lock poisoned".into()),
             },
@@ -248,6 +306,27 @@ fn flow_rule(flow: &FlowSpec) -> FlowRule {
         .destination_port
         .map(|p| vec![NumericTerm::eq(p.into())])
         .unwrap_or_default();
+    matches.tcp_flags = flow
+        .tcp_flags
+        .map(|bits| {
+            vec![BitmaskTerm {
+                and: false,
+                not: false,
+                match_all: true,
+                bits: bits.into(),
+            }]
+        })
+        .unwrap_or_default();
+    matches.packet_lengths = flow
+        .packet_length
+        .map(|(low, high)| {
+            if low == high {
+                vec![NumericTerm::eq(low.into())]
+            } else {
+                NumericTerm::range(low.into(), high.into()).to_vec()
+            }
+        })
+        .unwrap_or_default();
     FlowRule {
         matches,
         actions: vec![FlowAction::RateBytes(flow.rate_bytes)],
@@ -316,6 +395,39 @@ fn load(dir: &Path) -> Result<Config, RunError> {
     })
 }
 
+/// Feeds the controller flood events, anycast link changes, the proxy's
+/// health and the time, and carries out what it decides.
+async fn control_loop(
+    appliance: Arc<Appliance>,
+    mut controller: Controller,
+    mut floods: tokio::sync::mpsc::UnboundedReceiver<DetectorEvent>,
+    mut links: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
+) {
+    let mut ticker = tokio::time::interval(CONTROL_TICK);
+    let mut healthy = true;
+    loop {
+        let decisions = tokio::select! {
+            Some(event) = floods.recv() => controller.handle(Instant::now(), &Event::Flood(event)),
+            Some(link) = links.recv() => {
+                controller.handle(Instant::now(), &Event::AnycastLink { up: link.up })
+            }
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                let mut decisions = controller.tick(now);
+                let health = appliance.proxy.healthy();
+                if health != healthy {
+                    healthy = health;
+                    decisions.extend(controller.handle(now, &Event::Health { healthy }));
+                }
+                decisions
+            }
+        };
+        if !decisions.is_empty() {
+            appliance.decide(decisions);
+        }
+    }
+}
+
 /// The proxy's listeners: every service address, port 443.
 fn service_addresses(config: &Config) -> Vec<SocketAddr> {
     config
@@ -369,11 +481,13 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
         .build()
         .map_err(RunError::Runtime)?;
     let (trusted, trusted_feed) = tokio::sync::mpsc::channel(TRUSTED_FEED);
+    let (flood_events, floods) = tokio::sync::mpsc::unbounded_channel();
     // The firewall goes in before anything is announced.
-    let firewall = crate::firewall::FirewallTask::start(&config, trusted_feed)?;
+    let firewall = crate::firewall::FirewallTask::start(&config, trusted_feed, flood_events)?;
     let result = runtime.block_on(async {
         // Addresses, tables and rules before the listeners and BGP.
-        let routing = crate::routing::RoutingTask::start(&config).await?;
+        let (link_events, links) = tokio::sync::mpsc::unbounded_channel();
+        let routing = crate::routing::RoutingTask::start(&config, link_events).await?;
         let proxy = Proxy::new(&config, Some(trusted))?;
         proxy.serve(&service_addresses(&config))?;
         let metrics_address = config.node.management.metrics;
@@ -395,6 +509,8 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
             state: Mutex::new(State::default()),
         });
         appliance.export();
+        let controller = Controller::new(&appliance.config);
+        tokio::spawn(control_loop(appliance.clone(), controller, floods, links));
         let listener = control::bind(&socket)?;
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -422,6 +538,7 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
             state.drained = true;
             state.flows.clear();
             state.blackholes.clear();
+            state.source_blackholes.clear();
         });
         appliance.withdrawn(WITHDRAW_WAIT).await;
         appliance.speaker.stop();

@@ -19,6 +19,9 @@ pub struct Originate {
     /// Destinations to blackhole, sent with each telco's RTBH communities
     /// to the telcos that accept RTBH.
     pub blackholes: Vec<IpNet>,
+    /// Sources to blackhole (RFC 5635: the telco drops traffic from them
+    /// by uRPF), the same way, to the telcos that accept source RTBH.
+    pub source_blackholes: Vec<IpNet>,
 }
 
 /// The routes for `peer` (a session of the plan).
@@ -73,9 +76,14 @@ pub fn routes_for(plan: &Plan, peer: &PeerPlan, originate: &Originate) -> Vec<(N
         communities.push(Community::NO_EXPORT);
         communities
     });
+    let source_blackholes = originate
+        .source_blackholes
+        .iter()
+        .filter(|_| peer.accepts.source_rtbh);
     let blackholes = originate
         .blackholes
         .iter()
+        .chain(source_blackholes)
         .filter(|prefix| prefix.addr().is_ipv4() == peer.neighbor.is_ipv4())
         .filter_map(|prefix| {
             let communities = rtbh_communities.clone()?;

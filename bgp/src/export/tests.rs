@@ -151,6 +151,23 @@ fn blackholes_carry_each_telcos_communities_and_no_export() {
 }
 
 #[test]
+fn source_blackholes_go_only_where_source_rtbh_is_accepted() {
+    let plan = lab_plan(&Drained::Nothing);
+    let originate = Originate {
+        source_blackholes: vec!["203.0.113.128/28".parse().unwrap()],
+        ..Originate::default()
+    };
+    let blackholed = |neighbor| {
+        unicast(&routes_for(&plan, peer(&plan, neighbor), &originate))
+            .iter()
+            .any(|(net, _)| net.to_string() == "203.0.113.128/28")
+    };
+    // telco-b accepts source RTBH; telco-a does not.
+    assert!(blackholed("198.51.100.2"));
+    assert!(!blackholed("198.51.100.1"));
+}
+
+#[test]
 fn mitigations_stop_at_the_telcos_limit() {
     let plan = lab_plan(&Drained::Nothing);
     let originate = Originate {

@@ -1,0 +1,181 @@
+use std::path::Path;
+
+use ixgate_firewall::detector::Signature;
+use ixgate_policy::types::Interval;
+
+use super::*;
+
+const MIN_ACTIVE: Duration = Duration::from_secs(10);
+const HOLD_DOWN: Duration = Duration::from_secs(20);
+
+fn controller() -> Controller {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab/node-1");
+    let mut config = ixgate_policy::load(&dir).expect("the lab configuration");
+    config.node.flood.min_active = Interval::from_secs(MIN_ACTIVE.as_secs());
+    config.node.flood.hold_down = Interval::from_secs(HOLD_DOWN.as_secs());
+    Controller::new(&config)
+}
+
+fn syn_flood(sources: Vec<IpNet>) -> Flood {
+    Flood {
+        target: "192.0.2.10".parse().expect("address"),
+        class: Class::Syn,
+        pps: 20_000.0,
+        bps: 6_400_000.0,
+        signature: Signature {
+            protocol: Some(6),
+            destination_port: Some(443),
+            tcp_flags: Some(0x02),
+            length: Some((40, 40)),
+            source_prefixes: sources,
+        },
+    }
+}
+
+fn just_before(at: Instant) -> Instant {
+    at.checked_sub(Duration::from_millis(1))
+        .expect("a time after the start")
+}
+
+fn intents(decisions: &[Decision]) -> Vec<Intent> {
+    decisions.iter().map(|d| d.intent.clone()).collect()
+}
+
+fn started(flood: &Flood) -> Event {
+    Event::Flood(DetectorEvent::FloodStarted(flood.clone()))
+}
+
+fn ended(flood: &Flood) -> Event {
+    Event::Flood(DetectorEvent::FloodEnded(flood.clone()))
+}
+
+#[test]
+fn a_spoofed_flood_gets_a_rule_from_its_signature_and_loses_it_after_the_hold_down() {
+    let mut controller = controller();
+    let t0 = Instant::now();
+    let flood = syn_flood(vec![]);
+    let decisions = controller.handle(t0, &started(&flood));
+    let rule = FlowSpec {
+        destination: "192.0.2.10/32".parse().expect("prefix"),
+        source: None,
+        protocol: Some(6),
+        destination_port: Some(443),
+        tcp_flags: Some(0x02),
+        packet_length: Some((40, 40)),
+        rate_bytes: 0.0,
+    };
+    assert_eq!(intents(&decisions), [Intent::AddFlow(rule.clone())]);
+    assert!(decisions[0].reason.contains("192.0.2.10"), "{decisions:?}");
+
+    // Updates change nothing; the end starts the hold-down.
+    let update = Event::Flood(DetectorEvent::FloodUpdated(flood.clone()));
+    assert!(
+        controller
+            .handle(t0 + Duration::from_secs(1), &update)
+            .is_empty()
+    );
+    let end = t0 + Duration::from_secs(15);
+    assert!(controller.handle(end, &ended(&flood)).is_empty());
+    assert!(controller.tick(just_before(end + HOLD_DOWN)).is_empty());
+    let expired = controller.tick(end + HOLD_DOWN);
+    assert_eq!(intents(&expired), [Intent::RemoveFlow(rule)]);
+    assert!(
+        controller.tick(end + HOLD_DOWN * 2).is_empty(),
+        "removed once"
+    );
+}
+
+#[test]
+fn a_short_flood_keeps_its_rule_for_the_minimum_active_time() {
+    let mut controller = controller();
+    let t0 = Instant::now();
+    let flood = syn_flood(vec![]);
+    controller.handle(t0, &started(&flood));
+    controller.handle(t0 + Duration::from_millis(500), &ended(&flood));
+    // The hold-down has run out long before; the minimum has not.
+    let long_hold = controller.tick(t0 + Duration::from_millis(500) + HOLD_DOWN);
+    assert_eq!(
+        long_hold.len(),
+        1,
+        "hold-down (20 s) outlasts min active (10 s)"
+    );
+    let mut controller = self::controller();
+    controller.min_active = Duration::from_mins(1);
+    controller.handle(t0, &started(&flood));
+    controller.handle(t0 + Duration::from_secs(1), &ended(&flood));
+    assert!(controller.tick(t0 + Duration::from_secs(59)).is_empty());
+    assert_eq!(controller.tick(t0 + Duration::from_mins(1)).len(), 1);
+}
+
+#[test]
+fn a_flood_that_returns_in_the_hold_down_re_arms_its_rule() {
+    let mut controller = controller();
+    let t0 = Instant::now();
+    let flood = syn_flood(vec![]);
+    controller.handle(t0, &started(&flood));
+    let first_end = t0 + Duration::from_secs(12);
+    controller.handle(first_end, &ended(&flood));
+    let back = first_end + Duration::from_secs(5);
+    assert!(
+        controller.handle(back, &started(&flood)).is_empty(),
+        "the rule is still there"
+    );
+    assert!(
+        controller.tick(first_end + HOLD_DOWN).is_empty(),
+        "no removal while the flood is back"
+    );
+    let second_end = back + Duration::from_secs(3);
+    controller.handle(second_end, &ended(&flood));
+    assert!(
+        controller
+            .tick(just_before(second_end + HOLD_DOWN))
+            .is_empty()
+    );
+    assert_eq!(controller.tick(second_end + HOLD_DOWN).len(), 1);
+}
+
+#[test]
+fn concentrated_sources_are_blackholed_and_named_in_the_rule() {
+    let mut controller = controller();
+    let t0 = Instant::now();
+    let source: IpNet = "198.51.100.80/28".parse().expect("prefix");
+    let flood = syn_flood(vec![source]);
+    let decisions = intents(&controller.handle(t0, &started(&flood)));
+    assert!(
+        matches!(&decisions[0], Intent::AddFlow(rule) if rule.source == Some(source)),
+        "{decisions:?}"
+    );
+    assert_eq!(decisions[1], Intent::AddSourceBlackhole(source));
+    controller.handle(t0 + MIN_ACTIVE, &ended(&flood));
+    let removed = intents(&controller.tick(t0 + MIN_ACTIVE + HOLD_DOWN));
+    assert_eq!(removed.len(), 2);
+    assert_eq!(removed[1], Intent::RemoveSourceBlackhole(source));
+}
+
+#[test]
+fn unhealthy_or_unlinked_withdraws_once_and_announces_when_all_is_well() {
+    let mut controller = controller();
+    let now = Instant::now();
+    let sick = controller.handle(now, &Event::Health { healthy: false });
+    assert_eq!(intents(&sick), [Intent::WithdrawAll]);
+    assert!(sick[0].reason.contains("unhealthy"));
+    assert!(
+        controller
+            .handle(now, &Event::Health { healthy: false })
+            .is_empty()
+    );
+    assert!(
+        controller
+            .handle(now, &Event::AnycastLink { up: false })
+            .is_empty(),
+        "already withdrawn"
+    );
+    assert!(
+        controller
+            .handle(now, &Event::Health { healthy: true })
+            .is_empty(),
+        "the link is still down"
+    );
+    let back = controller.handle(now, &Event::AnycastLink { up: true });
+    assert_eq!(intents(&back), [Intent::AnnounceAll]);
+}

@@ -1,0 +1,134 @@
+//! The mitigation loop of `ixgate run` in the lab of examples/lab: a
+//! spoofed SYN flood from the attacker behind telco-a is detected in
+//! node-1's kernel counters, the controller originates a Flowspec rule
+//! from the flood's signature, the telcos (BIRD and FRR) hold it within a
+//! fraction of a second, and it is withdrawn after the hold-down once the
+//! flood is over. Every decision is listed with its reason.
+
+#![allow(clippy::expect_used)] // a test may stop at what it cannot set up
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ixgate_testbed::Lab;
+use ixgate_testbed::flood::{Flood, FloodKind, FloodRate};
+use ixgate_testbed::routers::{Family, FlowRoute};
+use ixgate_testbed::topology::Topology;
+use ixgate_testbed::wait::{self, NotYet};
+
+const NODE: &str = "node-1";
+const SERVICE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+/// The lab's thresholds (examples/lab/node-1): SYN enter 5 000 pps; the
+/// flood is paced at most four times that.
+const FLOOD_PPS: u64 = 20_000;
+/// examples/lab/node-1 `[flood]`: 3 s minimum, 5 s hold-down.
+const HOLD_DOWN: Duration = Duration::from_secs(5);
+
+/// The rule the flood's signature gives: SYNs to the service's port 443,
+/// discarded. The routers' tables show destination, protocol and port.
+fn expected_rule() -> FlowRoute {
+    FlowRoute {
+        from: None,
+        destination: Some(IpAddr::V4(SERVICE).into()),
+        source: None,
+        protocol: Some(6),
+        destination_port: Some(443),
+        rate_bytes: Some(0.0),
+        text: String::new(),
+    }
+}
+
+/// Whether `telco` holds the flood's rule now.
+fn holds_rule(lab: &Lab, telco: &str) -> Result<bool, NotYet> {
+    let rules = lab
+        .router(telco)
+        .map_err(|error| NotYet::Failed(error.to_string()))?
+        .flow_routes(Family::Ipv4)
+        .map_err(|error| NotYet::Pending(error.to_string()))?;
+    Ok(rules.iter().any(|rule| rule.matches(&expected_rule())))
+}
+
+#[test]
+fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the_hold_down() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/topologies/lab.toml");
+    let topology = Topology::load(&path).expect("topology").with_appliances();
+    let mut lab = Lab::start(topology).expect("lab starts");
+    lab.start_anycast_service(
+        NODE,
+        SocketAddr::new(IpAddr::V4(SERVICE), 443),
+        "198.51.100.64/27",
+        "198.51.100.1",
+        "client-a",
+    )
+    .expect("the service answers");
+    assert!(
+        !holds_rule(&lab, "telco-a").expect("query"),
+        "no rule before"
+    );
+
+    let flood = Flood::new(
+        FloodKind::Syn { port: 443 },
+        SERVICE,
+        FLOOD_PPS * 3,
+        Duration::from_secs(3),
+    )
+    .rate(FloodRate::PacketsPerSecond(FLOOD_PPS));
+    let (report, rule_after, flood_over) = std::thread::scope(|scope| {
+        let flooding = scope.spawn(|| lab.flood("attacker", &flood));
+        let started = Instant::now();
+        let seen = wait::until(Duration::from_secs(3), "the rule at telco-a", || {
+            if holds_rule(&lab, "telco-a")? {
+                Ok(started.elapsed())
+            } else {
+                Err(NotYet::Pending("not yet".into()))
+            }
+        });
+        let report = flooding.join().expect("the flood thread");
+        (report, seen, Instant::now())
+    });
+    let report = report.expect("the flood ran");
+    let rule_after = rule_after.expect("telco-a holds the rule during the flood");
+    println!("{report:?}; rule at telco-a {rule_after:?} after the flood's start");
+    wait::until(Duration::from_secs(2), "the rule at telco-b", || {
+        if holds_rule(&lab, "telco-b")? {
+            Ok(())
+        } else {
+            Err(NotYet::Pending("not yet".into()))
+        }
+    })
+    .expect("telco-b (FRR) holds it too");
+
+    let mitigations = lab.ctl(NODE, &["show", "mitigations"]).expect("ctl");
+    let decisions = mitigations["decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        decisions.iter().any(|decision| {
+            decision["intent"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("AddFlow"))
+                && decision["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("Syn flood to 192.0.2.10"))
+        }),
+        "the decision and its reason are listed: {mitigations:#}"
+    );
+
+    // The detector ends the flood ~3 s after it stops; the rule goes after
+    // the hold-down.
+    let gone = wait::until(Duration::from_secs(15), "the rule withdrawn", || {
+        if holds_rule(&lab, "telco-a")? {
+            Err(NotYet::Pending("still there".into()))
+        } else {
+            Ok(flood_over.elapsed())
+        }
+    })
+    .expect("the rule is withdrawn");
+    assert!(
+        gone >= HOLD_DOWN,
+        "withdrawn {gone:?} after the flood: before the hold-down"
+    );
+    println!("rule withdrawn {gone:?} after the flood stopped");
+}
