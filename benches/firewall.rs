@@ -18,13 +18,12 @@
 //! `cargo build --release --workspace --bins`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
 use ixgate_testbed::Lab;
+use ixgate_testbed::example;
 use ixgate_testbed::flood::{Flood, FloodKind, FloodReport};
 use ixgate_testbed::probe::{ProbeReport, Transport};
-use ixgate_testbed::topology::Topology;
 use ixgate_testbed::wait::{self, NotYet};
 
 type Error = Box<dyn std::error::Error>;
@@ -32,7 +31,7 @@ type Error = Box<dyn std::error::Error>;
 const NODE: &str = "node-1";
 /// node-1's interface on the exchange (examples/lab/node-1, `[interfaces]`).
 const ANYCAST_INTERFACE: &str = "ixp0";
-const SERVICE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const SERVICE: Ipv4Addr = example::BANK_A;
 const CLIENT: &str = "client-a";
 const CLIENT_ADDRESS: &str = "198.51.100.66";
 const ATTACKER: &str = "attacker";
@@ -256,9 +255,7 @@ fn print_costs(floods: &[(&str, Cost, Cost)]) {
 
 fn main() -> Result<(), Error> {
     let ticks_per_second = clock_ticks_per_second()?;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/topologies/lab.toml");
-    let mut lab = Lab::start(Topology::load(&path)?.with_appliances())?;
-    lab.start_anycast_service(NODE, service(), "198.51.100.64/27", "198.51.100.1", CLIENT)?;
+    let lab = example::serving_client_a()?;
 
     // With the ixgate ruleset: client-a unknown, then trusted.
     let unknown = legit_during_flood(&lab)?;

@@ -30,8 +30,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use ixgate_testbed::example;
 use ixgate_testbed::load::{LoadMode, LoadReport, LoadTarget};
-use ixgate_testbed::topology::Topology;
 use ixgate_testbed::wait::{self, NotYet};
 use ixgate_testbed::{Lab, sibling_binary};
 
@@ -68,9 +68,7 @@ struct Proxy {
 }
 
 fn main() -> Result<(), Error> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let topology = Topology::load(&root.join("testbed/topologies/lab.toml"))?.with_appliances();
-    let lab = Lab::start(topology)?;
+    let lab = Lab::start(example::topology()?)?;
     for address in [IXGATE_ADDRESS, HAPROXY_ADDRESS] {
         lab.exec(
             NODE,

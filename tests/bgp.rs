@@ -4,12 +4,11 @@
 
 #![allow(clippy::expect_used)] // a test may stop at what it cannot set up
 
-use std::path::Path;
-
 use ixgate_testbed::Lab;
+use ixgate_testbed::example;
 use ixgate_testbed::expect;
 use ixgate_testbed::routers::{Family, FlowRoute};
-use ixgate_testbed::topology::{Role, RouterSoftware, Topology};
+use ixgate_testbed::topology::{Role, RouterSoftware};
 
 const NODES: [&str; 4] = [
     "198.51.100.11",
@@ -21,8 +20,7 @@ const NODES: [&str; 4] = [
 /// The lab with `ixgate run` in both ixgate nodes and `telco_b` as
 /// telco-b's router.
 fn lab(telco_b: RouterSoftware) -> Lab {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/topologies/lab.toml");
-    let mut topology = Topology::load(&path).expect("topology").with_appliances();
+    let mut topology = example::topology().expect("topology");
     for node in &mut topology.nodes {
         if let Role::Telco { software, telco } = &mut node.role
             && telco == "telco-b"

@@ -6,39 +6,27 @@
 #![allow(clippy::expect_used)] // a test may stop at what it cannot set up
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ixgate_testbed::Lab;
+use ixgate_testbed::example;
 use ixgate_testbed::flood::{Flood, FloodKind, FloodRate, Sources};
 use ixgate_testbed::probe::Transport;
-use ixgate_testbed::topology::Topology;
 use ixgate_testbed::wait::{self, NotYet};
 use serde_json::Value;
 
 /// One lab at a time: floods and timing must not compete for the 2 cores.
 static ONE_LAB: Mutex<()> = Mutex::new(());
 
-const SERVICE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const SERVICE: Ipv4Addr = example::BANK_A;
 const NODE: &str = "node-1";
 
 /// The lab with `ixgate run` in the nodes, and behind node-1's firewall
 /// a plain service on 192.0.2.10:443 (the proxy's stand-in until the
 /// proxy lands) that client-a reaches through telco-a.
 fn lab() -> Lab {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/topologies/lab.toml");
-    let topology = Topology::load(&path).expect("topology").with_appliances();
-    let mut lab = Lab::start(topology).expect("lab starts");
-    lab.start_anycast_service(
-        NODE,
-        service(443),
-        "198.51.100.64/27",
-        "198.51.100.1",
-        "client-a",
-    )
-    .expect("the service answers through the firewall");
-    lab
+    example::serving_client_a().expect("the lab serves client-a")
 }
 
 fn service(port: u16) -> SocketAddr {

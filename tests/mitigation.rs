@@ -7,18 +7,17 @@
 
 #![allow(clippy::expect_used)] // a test may stop at what it cannot set up
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use ixgate_testbed::Lab;
+use ixgate_testbed::example;
 use ixgate_testbed::flood::{Flood, FloodKind, FloodRate};
 use ixgate_testbed::routers::{Family, FlowRoute};
-use ixgate_testbed::topology::Topology;
 use ixgate_testbed::wait::{self, NotYet};
 
 const NODE: &str = "node-1";
-const SERVICE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const SERVICE: Ipv4Addr = example::BANK_A;
 /// The lab's thresholds (examples/lab/node-1): SYN enter 5 000 pps; the
 /// flood is paced at most four times that.
 const FLOOD_PPS: u64 = 20_000;
@@ -51,17 +50,7 @@ fn holds_rule(lab: &Lab, telco: &str) -> Result<bool, NotYet> {
 
 #[test]
 fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the_hold_down() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/topologies/lab.toml");
-    let topology = Topology::load(&path).expect("topology").with_appliances();
-    let mut lab = Lab::start(topology).expect("lab starts");
-    lab.start_anycast_service(
-        NODE,
-        SocketAddr::new(IpAddr::V4(SERVICE), 443),
-        "198.51.100.64/27",
-        "198.51.100.1",
-        "client-a",
-    )
-    .expect("the service answers");
+    let lab = example::serving_client_a().expect("the lab serves client-a");
     assert!(
         !holds_rule(&lab, "telco-a").expect("query"),
         "no rule before"

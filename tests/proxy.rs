@@ -7,7 +7,6 @@
 #![allow(clippy::expect_used)] // a test may stop at what it cannot set up
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,9 +15,9 @@ use ixgate_testbed::Lab;
 use ixgate_testbed::client::{
     ClientOutcome, ClientRequest, HttpVersion, SessionRequest, TlsVersions,
 };
+use ixgate_testbed::example;
 use ixgate_testbed::load::{LoadMode, LoadTarget};
 use ixgate_testbed::origin::OriginRequest;
-use ixgate_testbed::topology::Topology;
 use ixgate_testbed::wait::{self, NotYet};
 
 /// One lab at a time: the 2 cores are for one lab's routers and floods.
@@ -26,23 +25,13 @@ static ONE_LAB: Mutex<()> = Mutex::new(());
 
 const NODE: &str = "node-1";
 const CLIENT: &str = "client-a";
-const BANK_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const BANK_A: Ipv4Addr = example::BANK_A;
 const BANK_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
 /// node-1's transit source (examples/lab/node-1, `[transit]`).
 const TRANSIT_SOURCE: &str = "203.0.113.11";
 
 fn lab() -> Lab {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/topologies/lab.toml");
-    let topology = Topology::load(&path).expect("topology").with_appliances();
-    let mut lab = Lab::start(topology).expect("lab starts");
-    lab.start_anycast_service(
-        NODE,
-        SocketAddr::new(IpAddr::V4(BANK_A), 443),
-        "198.51.100.64/27",
-        "198.51.100.1",
-        CLIENT,
-    )
-    .expect("the service answers through the firewall");
+    let lab = example::serving_client_a().expect("the lab serves client-a");
     lab.exec(
         NODE,
         "ip",

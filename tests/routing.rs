@@ -6,19 +6,18 @@
 
 #![allow(clippy::expect_used)] // a test may stop at what it cannot set up
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ixgate_testbed::Lab;
 use ixgate_testbed::client::{ClientOutcome, ClientRequest};
-use ixgate_testbed::topology::Topology;
+use ixgate_testbed::example;
 use ixgate_testbed::wait::{self, NotYet};
 use serde_json::Value;
 
 const NODE: &str = "node-1";
 const CLIENT: &str = "client-a";
-const SERVICE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const SERVICE: Ipv4Addr = example::BANK_A;
 const ORIGIN: &str = "203.0.113.65";
 
 /// Counters of packets from the anycast prefix leaving node-1, by
@@ -61,17 +60,7 @@ fn number(value: &Value) -> u64 {
 
 #[test]
 fn replies_stay_on_anycast_the_origin_stays_hidden_and_a_flush_is_repaired() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/topologies/lab.toml");
-    let topology = Topology::load(&path).expect("topology").with_appliances();
-    let mut lab = Lab::start(topology).expect("lab starts");
-    lab.start_anycast_service(
-        NODE,
-        SocketAddr::new(IpAddr::V4(SERVICE), 443),
-        "198.51.100.64/27",
-        "198.51.100.1",
-        CLIENT,
-    )
-    .expect("the service answers");
+    let lab = example::serving_client_a().expect("the lab serves client-a");
     let probe = lab.run_dir().join("probe.nft");
     std::fs::write(&probe, PROBE).expect("write the probe table");
     lab.exec(NODE, "nft", &["-f", &probe.to_string_lossy()])
