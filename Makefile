@@ -50,3 +50,4 @@ bench: deps
 	$(CARGO) bench --bench bgp_propagation
 	$(CARGO) bench --bench firewall
 	$(CARGO) bench --bench proxy
+	$(CARGO) bench --bench mitigation

@@ -1,0 +1,113 @@
+//! From flood to Flowspec: the time from the start of a spoofed SYN flood
+//! (attacker behind telco-a, toward bank-a's service on node-1) to the
+//! discard rule in telco-a's BIRD table, over 20 floods; side by side with
+//! FastNetMon 1.2.4, measured on these machines in the same kind of lab
+//! (issue 8). Each flood waits for the previous rule to be withdrawn.
+//! Prints figures; asserts nothing.
+//!
+//! `make bench` (or `cargo bench --bench mitigation` after
+//! `cargo build --release --workspace --bins`).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ixgate_testbed::Lab;
+use ixgate_testbed::example::{self, BANK_A};
+use ixgate_testbed::flood::{Flood, FloodKind, FloodRate};
+use ixgate_testbed::routers::{Family, FlowRoute};
+use ixgate_testbed::wait::{self, NotYet};
+
+type Error = Box<dyn std::error::Error>;
+
+const TRIALS: usize = 20;
+/// Four times the lab's SYN enter threshold (5 000 pps), at most.
+const FLOOD_PPS: u64 = 20_000;
+const FLOOD_TIME: Duration = Duration::from_secs(2);
+/// Beyond this a trial counts as missed.
+const GIVE_UP: Duration = Duration::from_secs(3);
+/// FastNetMon 1.2.4 here: 0.45–1.5 s, median about 0.75–1.1 s.
+const FASTNETMON_MEDIAN: (f64, f64) = (0.75, 1.1);
+
+fn rule() -> FlowRoute {
+    FlowRoute {
+        from: None,
+        destination: Some(IpAddr::V4(BANK_A).into()),
+        source: None,
+        protocol: Some(6),
+        destination_port: Some(443),
+        rate_bytes: Some(0.0),
+        text: String::new(),
+    }
+}
+
+fn holds_rule(lab: &Lab) -> Result<bool, Error> {
+    let rules = lab.router("telco-a")?.flow_routes(Family::Ipv4)?;
+    Ok(rules.iter().any(|route| route.matches(&rule())))
+}
+
+/// One flood: the time from its start to the rule at telco-a, if it came.
+fn trial(lab: &Lab) -> Result<Option<Duration>, Error> {
+    let flood = Flood::new(
+        FloodKind::Syn { port: 443 },
+        BANK_A,
+        FLOOD_PPS * 2,
+        FLOOD_TIME,
+    )
+    .rate(FloodRate::PacketsPerSecond(FLOOD_PPS));
+    let seen = std::thread::scope(|scope| -> Result<Option<Duration>, Error> {
+        let flooding = scope.spawn(|| lab.flood("attacker", &flood));
+        let started = Instant::now();
+        let mut seen = None;
+        // As fast as BIRD answers: each query is a few ms.
+        while started.elapsed() < GIVE_UP {
+            if holds_rule(lab)? {
+                seen = Some(started.elapsed());
+                break;
+            }
+        }
+        flooding.join().map_err(|_| "the flood thread panicked")??;
+        Ok(seen)
+    })?;
+    wait::until(
+        Duration::from_secs(30),
+        "the rule withdrawn",
+        || match holds_rule(lab) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(NotYet::Pending("still there".into())),
+            Err(error) => Err(NotYet::Pending(error.to_string())),
+        },
+    )?;
+    Ok(seen)
+}
+
+fn main() -> Result<(), Error> {
+    let lab = example::serving_client_a()?;
+    let mut times = Vec::new();
+    let mut missed = 0;
+    for _ in 0..TRIALS {
+        match trial(&lab)? {
+            Some(time) => times.push(time.as_secs_f64()),
+            None => missed += 1,
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| ixgate_testbed::probe::percentile(&times, q).unwrap_or(f64::NAN);
+    let (median, p95) = (at(0.5), at(0.95));
+    println!("== Flood start to Flowspec rule at telco-a (BIRD), {TRIALS} spoofed SYN floods");
+    println!(
+        "ixgate      median {median:.3} s  p95 {p95:.3} s  min {:.3} s  max {:.3} s  missed {missed}",
+        times.first().copied().unwrap_or(f64::NAN),
+        times.last().copied().unwrap_or(f64::NAN),
+    );
+    println!(
+        "FastNetMon  median {:.2}–{:.2} s (0.45–1.5 s), destination-only rule, measured here before",
+        FASTNETMON_MEDIAN.0, FASTNETMON_MEDIAN.1
+    );
+    println!(
+        "ratio (ixgate / FastNetMon median): {:.2}–{:.2}; targets: median ≤ 0.3 s, p95 ≤ 0.6 s",
+        median / FASTNETMON_MEDIAN.1,
+        median / FASTNETMON_MEDIAN.0
+    );
+    println!("all (s): {times:.3?}");
+    Ok(())
+}
