@@ -65,10 +65,37 @@ fn replies_stay_on_anycast_the_origin_stays_hidden_and_a_flush_is_repaired() {
     std::fs::write(&probe, PROBE).expect("write the probe table");
     lab.exec(NODE, "nft", &["-f", &probe.to_string_lossy()])
         .expect("the probe table");
+    runs_with_three_capabilities_only(&lab);
     replies_stay_on_anycast(&lab);
     the_origin_stays_hidden(&lab);
     a_flush_is_repaired_and_foreign_routes_stay(&lab);
     a_reconcile_with_nothing_to_do_writes_nothing(&lab);
+}
+
+/// `ixgate run` holds CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12) and
+/// CAP_NET_RAW (13) and nothing else, as packaging/systemd grants, and all
+/// of this works with them.
+fn runs_with_three_capabilities_only(lab: &Lab) {
+    let socket = lab.control_socket(NODE).to_string_lossy().into_owned();
+    let status = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .find_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let ours = cmdline.contains(" run --config ") && cmdline.contains(&socket);
+            let ixgate = !cmdline.starts_with("setpriv") && !cmdline.contains("netns");
+            (ours && ixgate)
+                .then(|| std::fs::read_to_string(entry.path().join("status")).ok())
+                .flatten()
+        })
+        .expect("node-1's ixgate process");
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .map(str::trim)
+        .unwrap_or_default();
+    assert_eq!(effective, "0000000000003400", "{status}");
 }
 
 /// The app's request, and its replies out of the anycast interface only.

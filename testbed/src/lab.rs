@@ -66,6 +66,9 @@ fn daemon_pids(nsenter: &std::process::Child) -> Vec<String> {
 /// Where an origin logs its requests, in its node's run directory.
 const ORIGIN_LOG: &str = "requests.jsonl";
 
+/// The capabilities `ixgate run` gets in a lab, as in production.
+const APPLIANCE_CAPABILITIES: &str = "+net_admin,+net_bind_service,+net_raw";
+
 /// How long an origin server may take to bind its listeners.
 const ORIGIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -551,10 +554,14 @@ impl Lab {
             source,
         })?;
         let socket = self.control_socket(node);
-        let mut command = self
-            .sandbox_handle()
-            .node_command(node, &binary.to_string_lossy());
+        // Root's uid, but only the capabilities the systemd unit grants
+        // (packaging/systemd/ixgate.service): whatever needs more fails here.
+        let mut command = self.sandbox_handle().node_command(node, "setpriv");
         command
+            .arg(format!("--bounding-set=-all,{APPLIANCE_CAPABILITIES}"))
+            .arg("--inh-caps=-all")
+            .arg("--")
+            .arg(&binary)
             .arg("run")
             .arg("--config")
             .arg(dir)
