@@ -46,6 +46,73 @@ impl View {
         })
     }
 
+    /// The firewall's metrics: per target and class, rates and totals;
+    /// sampling and its losses.
+    pub fn expose(&self, out: &mut crate::metrics::Exposition) {
+        let counters = self.counters.as_array().cloned().unwrap_or_default();
+        for (name, kind, help, field) in [
+            (
+                "ixgate_firewall_packets_per_second",
+                "gauge",
+                "Packet rate per target and class.",
+                "pps",
+            ),
+            (
+                "ixgate_firewall_bits_per_second",
+                "gauge",
+                "Bit rate per target and class.",
+                "bps",
+            ),
+            (
+                "ixgate_firewall_packets_total",
+                "counter",
+                "Packets per target and class (dropped ones included).",
+                "packets",
+            ),
+            (
+                "ixgate_firewall_bytes_total",
+                "counter",
+                "Bytes per target and class.",
+                "bytes",
+            ),
+        ] {
+            out.family(name, kind, help);
+            for counter in &counters {
+                let target = counter["target"].as_str().unwrap_or_default();
+                let class = counter["counted"].as_str().unwrap_or_default();
+                let value = counter[field].as_f64().unwrap_or_default();
+                out.sample(name, &[("target", target), ("class", class)], value);
+            }
+        }
+        out.family(
+            "ixgate_firewall_sample_one_in",
+            "gauge",
+            "1 packet in this many goes to NFLOG.",
+        );
+        out.count("ixgate_firewall_sample_one_in", &[], self.sample_one_in);
+        out.family(
+            "ixgate_firewall_samples_lost_total",
+            "counter",
+            "Samples lost, by reason.",
+        );
+        for (reason, count) in [
+            ("undecodable", self.samples_undecodable),
+            ("overrun", self.sample_overruns),
+        ] {
+            out.count(
+                "ixgate_firewall_samples_lost_total",
+                &[("reason", reason)],
+                count,
+            );
+        }
+        out.family(
+            "ixgate_firewall_tightened",
+            "gauge",
+            "Per-destination limits tightened for a flood.",
+        );
+        out.count("ixgate_firewall_tightened", &[], u8::from(self.tightened));
+    }
+
     pub fn floods(&self) -> Value {
         Value::Array(self.floods.clone())
     }

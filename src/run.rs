@@ -84,6 +84,7 @@ struct State {
     withdrawn_by_controller: bool,
     /// The controller's last decisions, oldest first.
     decisions: std::collections::VecDeque<serde_json::Value>,
+    decisions_total: u64,
 }
 
 /// Decisions kept for `show mitigations`.
@@ -112,6 +113,108 @@ impl Appliance {
                 .speaker
                 .set_routes(peer.neighbor, routes_for(&plan, peer, &originate));
         }
+    }
+
+    /// The metrics endpoint's text: the proxy's, then BGP, mitigations,
+    /// the controller, the firewall and policy routing.
+    pub fn exposition(&self) -> String {
+        let mut out = crate::metrics::Exposition::default();
+        let peers = self.speaker.status();
+        let per_peer =
+            |out: &mut crate::metrics::Exposition,
+             name: &str,
+             value: &dyn Fn(&ixgate_bgp::speaker::PeerStatus) -> u64| {
+                for peer in &peers {
+                    let neighbor = peer.neighbor.to_string();
+                    let labels = [
+                        ("telco", peer.telco.as_str()),
+                        ("neighbor", neighbor.as_str()),
+                    ];
+                    out.count(name, &labels, value(peer));
+                }
+            };
+        out.family(
+            "ixgate_bgp_session_up",
+            "gauge",
+            "Whether the session with the telco's router is established.",
+        );
+        per_peer(&mut out, "ixgate_bgp_session_up", &|peer| {
+            u64::from(peer.established_for.is_some())
+        });
+        out.family(
+            "ixgate_bgp_prefixes_received",
+            "gauge",
+            "Routes held from the peer.",
+        );
+        per_peer(&mut out, "ixgate_bgp_prefixes_received", &|peer| {
+            u64::try_from(peer.received).unwrap_or(u64::MAX)
+        });
+        out.family(
+            "ixgate_bgp_prefixes_advertised",
+            "gauge",
+            "Routes sent to the peer.",
+        );
+        per_peer(&mut out, "ixgate_bgp_prefixes_advertised", &|peer| {
+            u64::try_from(peer.advertised).unwrap_or(u64::MAX)
+        });
+        out.family(
+            "ixgate_bgp_established_total",
+            "counter",
+            "Times the session came up.",
+        );
+        per_peer(&mut out, "ixgate_bgp_established_total", &|peer| {
+            peer.established_count
+        });
+        if let Ok(state) = self.state.lock() {
+            out.family(
+                "ixgate_mitigations_active",
+                "gauge",
+                "Mitigations originated toward the telcos.",
+            );
+            for (kind, count) in [
+                ("flowspec", state.flows.len()),
+                ("rtbh", state.blackholes.len()),
+                ("source_rtbh", state.source_blackholes.len()),
+            ] {
+                out.count("ixgate_mitigations_active", &[("kind", kind)], count);
+            }
+            out.family(
+                "ixgate_anycast_withdrawn",
+                "gauge",
+                "The anycast prefixes are withdrawn (operator drain or controller).",
+            );
+            let withdrawn = state.drained || state.withdrawn_by_controller;
+            out.count("ixgate_anycast_withdrawn", &[], u8::from(withdrawn));
+            out.family(
+                "ixgate_controller_decisions_total",
+                "counter",
+                "Decisions the controller took.",
+            );
+            out.count(
+                "ixgate_controller_decisions_total",
+                &[],
+                state.decisions_total,
+            );
+        }
+        if let Ok(view) = self.firewall.lock() {
+            view.expose(&mut out);
+        }
+        if let Ok(routing) = self.routing.lock() {
+            out.family(
+                "ixgate_routing_in_sync",
+                "gauge",
+                "Policy routing: the kernel holds what the plan wants.",
+            );
+            let in_sync = routing.reconciles > 0 && routing.actual == routing.desired;
+            out.count("ixgate_routing_in_sync", &[], u8::from(in_sync));
+            out.family(
+                "ixgate_routing_writes_total",
+                "counter",
+                "Addresses, routes and rules written to the kernel.",
+            );
+            out.count("ixgate_routing_writes_total", &[], routing.writes);
+        }
+        out.finish(&self.proxy.metrics().encode())
     }
 
     /// Carries out the controller's decisions, records and prints each
@@ -146,6 +249,7 @@ impl Appliance {
                 "reason": decision.reason,
             });
             println!("{record}");
+            state.decisions_total += 1;
             if state.decisions.len() == DECISIONS_KEPT {
                 state.decisions.pop_front();
             }
@@ -497,7 +601,6 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
                 address: metrics_address,
                 source,
             })?;
-        tokio::spawn(crate::metrics::serve(metrics, proxy.clone()));
         let speaker = Speaker::start(&speaker_config(&config)?)?;
         let appliance = Arc::new(Appliance {
             dir: dir.to_owned(),
@@ -509,6 +612,7 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
             state: Mutex::new(State::default()),
         });
         appliance.export();
+        tokio::spawn(crate::metrics::serve(metrics, appliance.clone()));
         let controller = Controller::new(&appliance.config);
         tokio::spawn(control_loop(appliance.clone(), controller, floods, links));
         let listener = control::bind(&socket)?;

@@ -105,6 +105,25 @@ fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the
         "the decision and its reason are listed: {mitigations:#}"
     );
 
+    let metrics = lab.metrics(NODE).expect("metrics");
+    for (sample, at_least) in [
+        ("ixgate_mitigations_active{kind=\"flowspec\"}", 1.0),
+        (
+            "ixgate_bgp_session_up{telco=\"telco-a\",neighbor=\"198.51.100.1\"}",
+            1.0,
+        ),
+        ("ixgate_controller_decisions_total", 1.0),
+        (
+            "ixgate_firewall_packets_total{target=\"192.0.2.10\",class=\"syn\"}",
+            f64::from(u32::try_from(FLOOD_PPS).unwrap_or(u32::MAX)),
+        ),
+    ] {
+        let value = metrics.value(sample).unwrap_or_default();
+        assert!(value >= at_least, "{sample} = {value}\n{metrics}");
+    }
+    assert_eq!(metrics.0.matches("# EOF").count(), 1, "{metrics}");
+    assert!(metrics.0.ends_with("# EOF\n"), "{metrics}");
+
     // The detector ends the flood ~3 s after it stops; the rule goes after
     // the hold-down.
     let gone = wait::until(Duration::from_secs(15), "the rule withdrawn", || {

@@ -63,22 +63,6 @@ fn origin_log(lab: &Lab, origin: &str) -> Vec<OriginRequest> {
     requests
 }
 
-/// The proxy's metrics, from the management address inside node-1.
-fn metrics(lab: &Lab) -> String {
-    let output = lab
-        .exec(NODE, "curl", &["--silent", "http://127.0.0.1:9180/metrics"])
-        .expect("the metrics endpoint");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The value of the sample `name{labels}` in `metrics`, if there is one.
-fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        line.strip_prefix(name_and_labels)
-            .and_then(|rest| rest.trim().parse().ok())
-    })
-}
-
 #[test]
 fn the_app_gets_through_with_its_identity_and_every_other_client_is_refused_at_the_handshake() {
     let _one = ONE_LAB
@@ -275,7 +259,7 @@ fn every_other_client_is_refused_and_counted(lab: &Lab) {
         2,
         "not one request of a refused client reached the bank"
     );
-    let metrics = metrics(lab);
+    let metrics = lab.metrics(NODE).expect("metrics");
     let mut expected = std::collections::BTreeMap::new();
     for (_, _, _, reason) in &REFUSED {
         *expected.entry(*reason).or_insert(0.0) += 1.0;
@@ -287,19 +271,15 @@ fn every_other_client_is_refused_and_counted(lab: &Lab) {
         let key = format!(
             "ixgate_proxy_handshake_failures_total{{service=\"{service}\",reason=\"{reason}\"}}"
         );
-        assert_eq!(sample(&metrics, &key), Some(count), "{key}\n{metrics}");
+        assert_eq!(metrics.value(&key), Some(count), "{key}\n{metrics}");
     }
     assert_eq!(
-        sample(
-            &metrics,
-            "ixgate_proxy_handshake_failures_total{service=\"\",reason=\"unknown_sni\"}"
-        ),
+        metrics.value("ixgate_proxy_handshake_failures_total{service=\"\",reason=\"unknown_sni\"}"),
         Some(1.0),
         "{metrics}"
     );
     assert_eq!(
-        sample(
-            &metrics,
+        metrics.value(
             "ixgate_proxy_requests_total{service=\"bank-a\",protocol=\"h2\",status=\"200\"}"
         ),
         Some(1.0),
@@ -337,10 +317,10 @@ fn a_stolen_certificate_cannot_flood_the_bank(lab: &Lab) {
         "{report:?}: {reached} reached the bank, at most {allowed} allowed"
     );
     assert!(report.failed > report.ok, "{report:?}: most were refused");
-    let limited = sample(
-        &metrics(lab),
-        "ixgate_proxy_rate_limited_total{service=\"bank-a\"}",
-    );
+    let limited = lab
+        .metrics(NODE)
+        .expect("metrics")
+        .value("ixgate_proxy_rate_limited_total{service=\"bank-a\"}");
     assert_eq!(limited, Some(count(report.failed)), "every refusal counted");
 }
 
@@ -470,7 +450,7 @@ fn sessions_resume_on_either_node_and_a_crl_reload_ends_them_for_the_newly_revok
         established.transcript
     );
     expect_session(&lab, CLIENT, &good, (false, Some(200)), "the good app");
-    let metrics = metrics(&lab);
+    let metrics = lab.metrics(NODE).expect("metrics");
     let revoked = "ixgate_proxy_handshake_failures_total{service=\"bank-a\",reason=\"revoked\"}";
-    assert_eq!(sample(&metrics, revoked), Some(1.0), "{metrics}");
+    assert_eq!(metrics.value(revoked), Some(1.0), "{metrics}");
 }

@@ -631,6 +631,20 @@ impl Lab {
         })
     }
 
+    /// The metrics of the appliance in `node`, from its management address.
+    pub fn metrics(&self, node: &str) -> Result<Metrics, LabError> {
+        let address = self
+            .site
+            .get(node)
+            .map(|config| config.node.management.metrics)
+            .ok_or_else(|| LabError::NoSuchNode(node.to_owned()))?;
+        let url = format!("http://{address}/metrics");
+        let output = self.exec(node, "curl", &["--silent", "--show-error", &url])?;
+        Ok(Metrics(
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        ))
+    }
+
     /// Every request the origin in `node` has received, oldest first.
     pub fn origin_requests(&self, node: &str) -> Result<Vec<OriginRequest>, LabError> {
         self.check_node(node)?;
@@ -944,6 +958,27 @@ impl Drop for Lab {
         } else {
             let _ = std::fs::remove_dir_all(&self.run_dir);
         }
+    }
+}
+
+/// A Prometheus text exposition, as an appliance serves it.
+#[derive(Clone, Debug)]
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of the sample `name{labels}` (exactly as exposed), if any.
+    pub fn value(&self, name_and_labels: &str) -> Option<f64> {
+        self.0.lines().find_map(|line| {
+            line.strip_prefix(name_and_labels)
+                .filter(|rest| rest.starts_with(' '))
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+    }
+}
+
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -25,7 +25,7 @@ pub mod wait;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::lab::{Lab, LabState, sibling_binary};
+pub use crate::lab::{Lab, LabState, Metrics, sibling_binary};
 
 /// Why a lab could not do what was asked.
 #[derive(Debug, thiserror::Error)]

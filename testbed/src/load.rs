@@ -298,19 +298,28 @@ async fn handshakes(client: Arc<Client>, count: u64, concurrency: u64, resume: b
     tally.report(started.elapsed(), &latencies)
 }
 
+/// Requests for `duration` from when every connection is up (a SYN lost
+/// on the way would otherwise eat the time).
 async fn requests(client: Arc<Client>, connections: u64, duration: Duration) -> LoadReport {
     let tally = Arc::new(Tally::default());
-    let started = Instant::now();
-    let deadline = started + duration;
+    let connections = connections.max(1);
+    let all_up = Arc::new(tokio::sync::Barrier::new(
+        usize::try_from(connections)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..connections.max(1) {
-        let (client, tally) = (client.clone(), tally.clone());
+    for _ in 0..connections {
+        let (client, tally, all_up) = (client.clone(), tally.clone(), all_up.clone());
         tasks.spawn(async move {
             let mut latencies = Vec::new();
-            let Some((mut sender, _)) = client.connect().await else {
+            let connected = client.connect().await;
+            all_up.wait().await;
+            let Some((mut sender, _)) = connected else {
                 tally.count(None);
                 return latencies;
             };
+            let deadline = Instant::now() + duration;
             while Instant::now() < deadline {
                 let began = Instant::now();
                 let status = client.get(&mut sender).await;
@@ -323,6 +332,8 @@ async fn requests(client: Arc<Client>, connections: u64, duration: Duration) -> 
             latencies
         });
     }
+    all_up.wait().await;
+    let started = Instant::now();
     let latencies = tasks.join_all().await.concat();
     tally.report(started.elapsed(), &latencies)
 }
