@@ -87,6 +87,9 @@ struct State {
     decisions_total: u64,
 }
 
+/// A per-peer metric's value.
+type PeerValue = fn(&ixgate_bgp::speaker::PeerStatus) -> u64;
+
 /// Decisions kept for `show mitigations`.
 const DECISIONS_KEPT: usize = 200;
 /// How often the controller's timers and the proxy's health are looked at.
@@ -120,51 +123,43 @@ impl Appliance {
     pub fn exposition(&self) -> String {
         let mut out = crate::metrics::Exposition::default();
         let peers = self.speaker.status();
-        let per_peer =
-            |out: &mut crate::metrics::Exposition,
-             name: &str,
-             value: &dyn Fn(&ixgate_bgp::speaker::PeerStatus) -> u64| {
-                for peer in &peers {
-                    let neighbor = peer.neighbor.to_string();
-                    let labels = [
-                        ("telco", peer.telco.as_str()),
-                        ("neighbor", neighbor.as_str()),
-                    ];
-                    out.count(name, &labels, value(peer));
-                }
-            };
-        out.family(
-            "ixgate_bgp_session_up",
-            "gauge",
-            "Whether the session with the telco's router is established.",
-        );
-        per_peer(&mut out, "ixgate_bgp_session_up", &|peer| {
-            u64::from(peer.established_for.is_some())
-        });
-        out.family(
-            "ixgate_bgp_prefixes_received",
-            "gauge",
-            "Routes held from the peer.",
-        );
-        per_peer(&mut out, "ixgate_bgp_prefixes_received", &|peer| {
-            u64::try_from(peer.received).unwrap_or(u64::MAX)
-        });
-        out.family(
-            "ixgate_bgp_prefixes_advertised",
-            "gauge",
-            "Routes sent to the peer.",
-        );
-        per_peer(&mut out, "ixgate_bgp_prefixes_advertised", &|peer| {
-            u64::try_from(peer.advertised).unwrap_or(u64::MAX)
-        });
-        out.family(
-            "ixgate_bgp_established_total",
-            "counter",
-            "Times the session came up.",
-        );
-        per_peer(&mut out, "ixgate_bgp_established_total", &|peer| {
-            peer.established_count
-        });
+        let per_peer: [(&str, &str, &str, PeerValue); 4] = [
+            (
+                "ixgate_bgp_session_up",
+                "gauge",
+                "Whether the session with the telco's router is established.",
+                |peer| u64::from(peer.established_for.is_some()),
+            ),
+            (
+                "ixgate_bgp_prefixes_received",
+                "gauge",
+                "Routes held from the peer.",
+                |peer| u64::try_from(peer.received).unwrap_or(u64::MAX),
+            ),
+            (
+                "ixgate_bgp_prefixes_advertised",
+                "gauge",
+                "Routes sent to the peer.",
+                |peer| u64::try_from(peer.advertised).unwrap_or(u64::MAX),
+            ),
+            (
+                "ixgate_bgp_established_total",
+                "counter",
+                "Times the session came up.",
+                |peer| peer.established_count,
+            ),
+        ];
+        for (name, kind, help, value) in per_peer {
+            out.family(name, kind, help);
+            for peer in &peers {
+                let neighbor = peer.neighbor.to_string();
+                let labels = [
+                    ("telco", peer.telco.as_str()),
+                    ("neighbor", neighbor.as_str()),
+                ];
+                out.count(name, &labels, value(peer));
+            }
+        }
         if let Ok(state) = self.state.lock() {
             out.family(
                 "ixgate_mitigations_active",
