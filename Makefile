@@ -13,8 +13,8 @@ deps:
 build: deps
 	$(CARGO) build --workspace --bins
 
-# The lab of examples/lab, with GoBGP standing in for the ixgate nodes
-# until the appliance speaks BGP itself; then the configuration check.
+# The lab of examples/lab with `ixgate run` in both ixgate nodes, its
+# story told step by step; then the configuration check.
 demo: build
 	./target/debug/ixgate-testbed demo testbed/topologies/lab.toml
 	@echo

@@ -1,10 +1,12 @@
-//! The story `make demo` tells, until the appliance tells its own: the lab
-//! of `examples/lab` with GoBGP standing in for the ixgate nodes.
+//! The story `make demo` tells: the lab of `examples/lab` with `ixgate run`
+//! in both ixgate nodes, real BIRD and FRR telco routers, the banks'
+//! origins, clients and an attacker.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ixgate_testbed::client::{ClientOutcome, ClientRequest};
+use ixgate_testbed::example::BANK_A;
 use ixgate_testbed::flood::{Flood, FloodKind, FloodRate};
 use ixgate_testbed::routers::{Family, SessionState};
 use ixgate_testbed::topology::{Role, Topology};
@@ -12,6 +14,8 @@ use ixgate_testbed::wait::{self, NotYet};
 use ixgate_testbed::{Lab, LabError};
 
 const DEADLINE: Duration = Duration::from_mins(1);
+
+const FLOOD_TIME: Duration = Duration::from_secs(3);
 const ANYCAST_V4: &str = "192.0.2.0/24";
 const NODE_ADDRESSES: [&str; 4] = [
     "198.51.100.11",
@@ -33,7 +37,7 @@ fn ip(text: &str) -> IpAddr {
 pub fn run(topology: Topology) -> Result<(), LabError> {
     step("Building the lab: a namespace per node, inside a sandbox that dies with this process");
     let started = Instant::now();
-    let lab = Lab::start(topology)?;
+    let lab = Lab::start(topology.with_appliances())?;
     println!(
         "   up in {:.1} s, run directory {}",
         started.elapsed().as_secs_f64(),
@@ -42,9 +46,10 @@ pub fn run(topology: Topology) -> Result<(), LabError> {
     show_nodes(&lab);
     sessions(&lab, started)?;
     anycast(&lab)?;
-    flowspec(&lab)?;
+    mutual_tls(&lab)?;
     hidden_origin(&lab)?;
-    flood(&lab)?;
+    floods(&lab)?;
+    drain(&lab)?;
     step("Tearing down: ending the sandbox ends every process and namespace of the lab");
     drop(lab);
     println!("   done; nothing is left running.");
@@ -60,7 +65,7 @@ fn show_nodes(lab: &Lab) {
             .collect();
         let role = match &node.role {
             Role::Telco { software, telco } => format!("telco router ({software}) for {telco}"),
-            Role::Ixgate { node, .. } => format!("ixgate {node} (GoBGP stand-in)"),
+            Role::Ixgate { node, .. } => format!("ixgate {node} (ixgate run)"),
             Role::Transit => "transit router".into(),
             Role::Origin { service } => format!("origin of {service}"),
             Role::Client => "mobile client".into(),
@@ -124,32 +129,62 @@ fn anycast(lab: &Lab) -> Result<(), LabError> {
     Ok(())
 }
 
-fn flowspec(lab: &Lab) -> Result<(), LabError> {
-    step("Flowspec: node-1 asks to discard TCP/443 toward 192.0.2.10");
-    let asked = Instant::now();
-    lab.router("node-1")?
-        .cli(&ixgate_testbed::routers::STAND_IN_DISCARD_RULE)?;
-    for telco in ["telco-a", "telco-b"] {
-        let router = lab.router(telco)?;
-        let rule = wait::until(DEADLINE, &format!("{telco} to hold the rule"), || {
-            let rules = router
-                .flow_routes(Family::Ipv4)
-                .map_err(|e| NotYet::Pending(e.to_string()))?;
-            rules
-                .into_iter()
-                .next()
-                .ok_or_else(|| NotYet::Pending("no rule yet".into()))
-        })?;
-        let action = match rule.rate_bytes {
-            Some(rate) if rate > 0.0 => format!("limit to {rate} bytes/s"),
-            Some(_) => "discard".to_owned(),
-            None => "no action".to_owned(),
-        };
+/// An app request from `client` to bank-a's service, as the app (with its
+/// certificate) or without one.
+fn app_request(lab: &Lab, with_certificate: bool) -> ClientRequest {
+    let pki = lab.pki_dir();
+    let request = ClientRequest::new(
+        "api.bank-a.example",
+        443,
+        IpAddr::V4(BANK_A),
+        pki.join("server-ca.pem"),
+    )
+    .path("/demo");
+    if with_certificate {
+        request.certificate(
+            pki.join("bank-a-client-good.pem"),
+            pki.join("bank-a-client-good.key"),
+        )
+    } else {
+        request
+    }
+}
+
+/// The transit address bank-a's origin saw the last request come from.
+fn last_origin_peer(lab: &Lab) -> Result<String, LabError> {
+    Ok(lab
+        .origin_requests("origin-a")?
+        .iter()
+        .rev()
+        .find(|request| request.path == "/demo")
+        .map_or_else(|| "-".to_owned(), |request| request.peer.ip().to_string()))
+}
+
+fn mutual_tls(lab: &Lab) -> Result<(), LabError> {
+    step("Mutual TLS: each client's request lands on the node paired with its telco");
+    for (client, telco) in [("client-a", "telco-a"), ("client-b", "telco-b")] {
+        let asked = Instant::now();
+        let status = wait::until(
+            DEADLINE,
+            &format!("{client} to get an answer"),
+            || match lab.request(client, &app_request(lab, true)) {
+                Ok(ClientOutcome::Response { status, .. }) => Ok(status),
+                other => Err(NotYet::Pending(format!("{other:?}"))),
+            },
+        )?;
         println!(
-            "   {telco} holds {} → {action}, {} ms after the ask",
-            rule.text,
-            asked.elapsed().as_millis()
+            "   {client} (behind {telco}) → 192.0.2.10: HTTP {status} in {} ms; the origin saw it from {} (that node's transit side)",
+            asked.elapsed().as_millis(),
+            last_origin_peer(lab)?
         );
+    }
+    match lab.request("client-a", &app_request(lab, false))? {
+        ClientOutcome::Failed { message, .. } => {
+            println!("   client-a without a certificate: refused at the handshake ({message})");
+        }
+        ClientOutcome::Response { status, .. } => {
+            println!("   client-a without a certificate: UNEXPECTED answer {status}");
+        }
     }
     Ok(())
 }
@@ -191,23 +226,140 @@ fn hidden_origin(lab: &Lab) -> Result<(), LabError> {
     Ok(())
 }
 
-fn flood(lab: &Lab) -> Result<(), LabError> {
+/// Whether `telco` holds a Flowspec rule for `protocol` to bank-a.
+fn holds_rule(lab: &Lab, telco: &str, protocol: u8) -> Result<Option<String>, NotYet> {
+    let rules = lab
+        .router(telco)
+        .map_err(|error| NotYet::Failed(error.to_string()))?
+        .flow_routes(Family::Ipv4)
+        .map_err(|error| NotYet::Pending(error.to_string()))?;
+    Ok(rules
+        .into_iter()
+        .find(|rule| rule.protocol == Some(protocol))
+        .map(|rule| rule.text))
+}
+
+fn floods(lab: &Lab) -> Result<(), LabError> {
     step(
-        "A bounded flood: 20 000 spoofed SYNs at 20 kpps from the attacker, through telco-a to node-1",
+        "Floods: spoofed SYNs to 443 and UDP to 53 from the attacker behind telco-a, 3 s each, at once",
     );
-    let target = std::net::Ipv4Addr::new(192, 0, 2, 10);
-    let flood = Flood::new(
-        FloodKind::Syn { port: 443 },
-        target,
-        20_000,
-        Duration::from_secs(5),
+    let syn = Flood::new(FloodKind::Syn { port: 443 }, BANK_A, 60_000, FLOOD_TIME)
+        .rate(FloodRate::PacketsPerSecond(20_000));
+    let udp = Flood::new(
+        FloodKind::Udp {
+            port: 53,
+            payload: 64,
+        },
+        BANK_A,
+        90_000,
+        FLOOD_TIME,
     )
-    .rate(FloodRate::PacketsPerSecond(20_000));
-    let report = lab.flood("attacker", &flood)?;
-    println!(
-        "   {} packets sent in {:.2} s",
-        report.packets_sent,
-        report.elapsed.as_secs_f64()
-    );
+    .rate(FloodRate::PacketsPerSecond(30_000));
+    let stopped = std::thread::scope(|scope| -> Result<Instant, LabError> {
+        let syn_flood = scope.spawn(|| lab.flood("attacker", &syn));
+        let udp_flood = scope.spawn(|| lab.flood("attacker", &udp));
+        let started = Instant::now();
+        for (what, protocol) in [("SYN", 6), ("UDP", 17)] {
+            for telco in ["telco-a", "telco-b"] {
+                let rule = wait::until(FLOOD_TIME, &format!("{telco}: the {what} rule"), || {
+                    holds_rule(lab, telco, protocol)?
+                        .ok_or_else(|| NotYet::Pending("not yet".into()))
+                })?;
+                println!(
+                    "   {:>5} ms  {telco} holds {rule} → discard ({what} flood)",
+                    started.elapsed().as_millis()
+                );
+            }
+        }
+        let asked = Instant::now();
+        match lab.request("client-a", &app_request(lab, true))? {
+            ClientOutcome::Response { status, .. } => println!(
+                "   during the floods client-a (verified before: in the trusted set) gets HTTP {status} in {} ms",
+                asked.elapsed().as_millis()
+            ),
+            ClientOutcome::Failed { message, .. } => {
+                println!("   during the floods client-a FAILED: {message}");
+            }
+        }
+        for flood in [syn_flood, udp_flood] {
+            let report = flood.join().map_err(|_| LabError::CommandFailed {
+                command: "trafgen".into(),
+                status: None,
+                stderr: "the flood thread panicked".into(),
+            })??;
+            println!(
+                "   flood over: {} packets in {:.1} s",
+                report.packets_sent,
+                report.elapsed.as_secs_f64()
+            );
+        }
+        Ok(Instant::now())
+    })?;
+    for telco in ["telco-a", "telco-b"] {
+        wait::until(DEADLINE, &format!("{telco}: the rules withdrawn"), || {
+            let left = [6, 17]
+                .iter()
+                .filter_map(|protocol| holds_rule(lab, telco, *protocol).transpose())
+                .count();
+            if left == 0 {
+                Ok(())
+            } else {
+                Err(NotYet::Pending(format!("{left} rules left")))
+            }
+        })?;
+        println!(
+            "   {telco}: rules withdrawn {:.1} s after the floods stopped (detector exit, then the 5 s hold-down)",
+            stopped.elapsed().as_secs_f64()
+        );
+    }
+    let decisions = lab.ctl("node-1", &["show", "mitigations"])?;
+    for decision in decisions["decisions"].as_array().into_iter().flatten() {
+        println!(
+            "   node-1 decided {}: {}",
+            decision["intent"].as_str().unwrap_or("-"),
+            decision["reason"].as_str().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+fn drain(lab: &Lab) -> Result<(), LabError> {
+    step("Drain: node-1 withdraws the anycast prefixes; telco-a now routes them to node-2");
+    lab.ctl("node-1", &["drain"])?;
+    let router = lab.router("telco-a")?;
+    let via = wait::until(
+        DEADLINE,
+        "telco-a to hear 192.0.2.0/24 from node-2 only",
+        || {
+            let heard: Vec<_> = router
+                .unicast_routes(Family::Ipv4)
+                .map_err(|e| NotYet::Pending(e.to_string()))?
+                .into_iter()
+                .filter(|route| route.prefix.to_string() == ANYCAST_V4)
+                .collect();
+            match heard.as_slice() {
+                [only] => Ok(only.from),
+                _ => Err(NotYet::Pending(format!("{heard:?}"))),
+            }
+        },
+    )?;
+    println!("   telco-a hears {ANYCAST_V4} only from {via} (node-2)");
+    match lab.request("client-a", &app_request(lab, true))? {
+        ClientOutcome::Response { status, .. } => println!(
+            "   client-a → 192.0.2.10: HTTP {status}; the origin saw it from {} (node-2)",
+            last_origin_peer(lab)?
+        ),
+        ClientOutcome::Failed { message, .. } => {
+            println!("   client-a → 192.0.2.10 while node-1 is drained: FAILED ({message})");
+            println!(
+                "   (a known gap: node-2 answers through its own paired telco, telco-b, which has no"
+            );
+            println!(
+                "   route to client-a; replies must go back through the telco they came from)"
+            );
+        }
+    }
+    lab.ctl("node-1", &["undrain"])?;
+    println!("   node-1 undrained: it announces again");
     Ok(())
 }

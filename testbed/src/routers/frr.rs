@@ -332,7 +332,12 @@ pub fn flow_routes(summary: &str, detail: &str) -> Result<Vec<FlowRoute>, String
         return Ok(Vec::new());
     }
     let mut routes: Vec<FlowRoute> = Vec::new();
-    for object in json(detail)?.as_array().into_iter().flatten() {
+    // One JSON array per rule, one after the other.
+    let arrays = serde_json::Deserializer::from_str(detail)
+        .into_iter::<Value>()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("vtysh printed no JSON ({error}): {detail}"))?;
+    for object in arrays.iter().filter_map(Value::as_array).flatten() {
         if let Some(actions) = object["ecomlist"].as_str() {
             if let Some(route) = routes.last_mut() {
                 route.rate_bytes = actions
@@ -376,6 +381,15 @@ mod tests {
         assert_eq!(routes.len(), 1);
         assert!(routes[0].matches(&expected), "{routes:?}");
         assert_eq!(flow_routes("", "").unwrap(), []);
+        // Two rules: two arrays, one after the other.
+        let two = format!(
+            "{detail}\n{}\n",
+            r#"[{"to":"192.0.2.10/32","proto":"= 17 ","dstp":"= 53 "},{"ecomlist":"FS:rate 0.000000"}]"#
+        );
+        let routes = flow_routes("", &two).unwrap();
+        assert_eq!(routes.len(), 2, "{routes:?}");
+        assert_eq!(routes[1].protocol, Some(17));
+        assert_eq!(routes[1].rate_bytes, Some(0.0));
     }
 
     #[test]
