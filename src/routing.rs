@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use ixgate_netlink::kernel::{Kernel, KernelError};
 use ixgate_netlink::monitor::{self, LinkEvent, RoutingStatus};
-use ixgate_netlink::plan;
+use ixgate_netlink::plan::{self, Learned};
 use ixgate_netlink::state::RoutingState;
 use ixgate_policy::Config;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// The routing task of a running appliance.
 pub struct RoutingTask {
+    plan: Arc<RoutingPlan>,
     status: Arc<Mutex<RoutingStatus>>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), KernelError>>,
@@ -37,14 +38,28 @@ impl RoutingTask {
         let status = Arc::new(Mutex::new(RoutingStatus::default()));
         let (stop, stopped) = oneshot::channel();
         let anycast = config.node.interfaces.anycast.as_str().to_owned();
+        let (desired, wanted) = watch::channel(desired);
         let task = tokio::spawn(monitor::maintain(
-            desired,
+            wanted,
             anycast,
             status.clone(),
             links,
             stopped,
         ));
-        Ok(Self { status, stop, task })
+        Ok(Self {
+            plan: Arc::new(RoutingPlan {
+                config: config.clone(),
+                desired,
+            }),
+            status,
+            stop,
+            task,
+        })
+    }
+
+    /// Where the routes the telcos announce go.
+    pub fn plan(&self) -> Arc<RoutingPlan> {
+        self.plan.clone()
     }
 
     pub fn status(&self) -> Arc<Mutex<RoutingStatus>> {
@@ -58,6 +73,28 @@ impl RoutingTask {
             Ok(result) => result,
             Err(error) => Err(KernelError::Socket(std::io::Error::other(error))),
         }
+    }
+}
+
+/// The plan of policy routing, following what the telcos announce.
+#[derive(Debug)]
+pub struct RoutingPlan {
+    config: Config,
+    desired: watch::Sender<RoutingState>,
+}
+
+impl RoutingPlan {
+    /// The routes the telcos announce now: replies to their customers go
+    /// back through them.
+    pub fn learned(&self, learned: &[Learned]) {
+        let desired = plan::desired_with(&self.config, learned);
+        self.desired.send_if_modified(|current| {
+            let changed = *current != desired;
+            if changed {
+                *current = desired;
+            }
+            changed
+        });
     }
 }
 

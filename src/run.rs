@@ -494,6 +494,33 @@ fn load(dir: &Path) -> Result<Config, RunError> {
     })
 }
 
+/// How often the routes the telcos announce are handed to the routing plan.
+const LEARNED_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Hands the routes the telcos announce (their customers' networks) to the
+/// routing plan, so that replies go back through the telco they came from.
+async fn follow_learned(appliance: Arc<Appliance>, plan: Arc<crate::routing::RoutingPlan>) {
+    let mut every = tokio::time::interval(LEARNED_INTERVAL);
+    loop {
+        every.tick().await;
+        let mut learned = Vec::new();
+        for peer in appliance.speaker.status() {
+            let Ok(routes) = appliance.speaker.routes(peer.neighbor) else {
+                continue;
+            };
+            learned.extend(routes.received.iter().filter_map(|route| {
+                Some(ixgate_netlink::plan::Learned {
+                    prefix: route.route.parse().ok()?,
+                    gateway: route.next_hop?,
+                })
+            }));
+        }
+        learned.sort();
+        learned.dedup();
+        plan.learned(&learned);
+    }
+}
+
 /// Feeds the controller flood events, anycast link changes, the proxy's
 /// health and the time, and carries out what it decides.
 async fn control_loop(
@@ -608,6 +635,7 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
         });
         appliance.export();
         tokio::spawn(crate::metrics::serve(metrics, appliance.clone()));
+        tokio::spawn(follow_learned(appliance.clone(), routing.plan()));
         let controller = Controller::new(&appliance.config);
         tokio::spawn(control_loop(appliance.clone(), controller, floods, links));
         let listener = control::bind(&socket)?;

@@ -6,18 +6,16 @@
 
 #![allow(clippy::expect_used)] // a test may stop at what it cannot set up
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ixgate_testbed::Lab;
-use ixgate_testbed::client::{ClientOutcome, ClientRequest};
+use ixgate_testbed::client::ClientOutcome;
 use ixgate_testbed::example;
 use ixgate_testbed::wait::{self, NotYet};
 use serde_json::Value;
 
 const NODE: &str = "node-1";
 const CLIENT: &str = "client-a";
-const SERVICE: Ipv4Addr = example::BANK_A;
 const ORIGIN: &str = "203.0.113.65";
 
 /// Counters of packets from the anycast prefix leaving node-1, by
@@ -100,17 +98,7 @@ fn runs_with_three_capabilities_only(lab: &Lab) {
 
 /// The app's request, and its replies out of the anycast interface only.
 fn replies_stay_on_anycast(lab: &Lab) {
-    let pki = lab.pki_dir();
-    let request = ClientRequest::new(
-        "api.bank-a.example",
-        443,
-        IpAddr::V4(SERVICE),
-        pki.join("server-ca.pem"),
-    )
-    .certificate(
-        pki.join("bank-a-client-good.pem"),
-        pki.join("bank-a-client-good.key"),
-    );
+    let request = example::bank_a_app(lab);
     let outcome = lab.request(CLIENT, &request).expect("curl runs");
     assert!(
         matches!(outcome, ClientOutcome::Response { status: 200, .. }),

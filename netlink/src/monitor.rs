@@ -16,7 +16,7 @@ use rtnetlink::MulticastGroup;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::kernel::{Kernel, KernelError};
 use crate::state::RoutingState;
@@ -109,11 +109,11 @@ pub struct RoutingStatus {
     pub last_unix_ms: u64,
 }
 
-/// Keeps the kernel at `desired` until `stop` fires, then removes ours
-/// (links stay). Reports into `status`; changes of `anycast` go to
-/// `links`.
+/// Keeps the kernel at the state `desired` holds (and follows its
+/// changes) until `stop` fires, then removes ours (links stay). Reports
+/// into `status`; changes of `anycast` go to `links`.
 pub async fn maintain(
-    desired: RoutingState,
+    mut desired: watch::Receiver<RoutingState>,
     anycast: String,
     status: Arc<Mutex<RoutingStatus>>,
     links: mpsc::UnboundedSender<LinkEvent>,
@@ -131,19 +131,21 @@ pub async fn maintain(
     };
     let mut scan = tokio::time::interval(SAFETY_SCAN);
     loop {
-        reconcile_into(&kernel, &desired, &status).await;
+        let wanted = desired.borrow_and_update().clone();
+        reconcile_into(&kernel, &wanted, &status).await;
         let mut changed = false;
         while !changed {
             tokio::select! {
                 _ = &mut stop => {
                     let nothing = RoutingState {
-                        links: desired.links.clone(),
+                        links: wanted.links.clone(),
                         ..RoutingState::default()
                     };
                     reconcile_into(&kernel, &nothing, &status).await;
                     return Ok(());
                 }
                 _ = scan.tick() => changed = true,
+                Ok(()) = desired.changed() => changed = true,
                 event = events.next() => {
                     let Some((message, _)) = event else {
                         return Err(KernelError::Socket(std::io::Error::other(

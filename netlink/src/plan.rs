@@ -15,8 +15,25 @@ use crate::state::{
     RouteTarget, RoutingState, RuleSpec, TRANSIT_RULES, TRANSIT_TABLE, UNREACHABLE_METRIC,
 };
 
-/// The desired state of `config`'s node.
+/// A route a telco announced to us: the way back to its customers.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Learned {
+    pub prefix: IpNet,
+    /// The telco's router on the peering LAN.
+    pub gateway: IpAddr,
+}
+
+/// The desired state of `config`'s node, with no routes learned yet.
 pub fn desired(config: &Config) -> RoutingState {
+    desired_with(config, &[])
+}
+
+/// The desired state of `config`'s node. Replies from the anycast
+/// addresses go back through the telco that announced the client's
+/// network (`learned`), whichever node the client's telco chose; the rest
+/// through the paired telco. Learned routes that cover our own anycast
+/// prefixes, or are defaults, are not taken.
+pub fn desired_with(config: &Config, learned: &[Learned]) -> RoutingState {
     let node = &config.node;
     let mut state = RoutingState::default();
     let holder = node.interfaces.holder_name().to_owned();
@@ -63,6 +80,27 @@ pub fn desired(config: &Config) -> RoutingState {
         );
     }
 
+    let ours: Vec<IpNet> = node.anycast.prefixes.iter().map(|p| p.net()).collect();
+    for route in learned {
+        let overlaps = ours
+            .iter()
+            .any(|own| own.contains(&route.prefix) || route.prefix.contains(own));
+        if overlaps || route.prefix.prefix_len() == 0 {
+            continue;
+        }
+        if route.prefix.addr().is_ipv4() != route.gateway.is_ipv4() {
+            continue;
+        }
+        state.routes.insert(RouteSpec {
+            table: ANYCAST_TABLE,
+            destination: route.prefix,
+            metric: ROUTE_METRIC,
+            target: RouteTarget::Via {
+                gateway: route.gateway,
+                interface: anycast.clone(),
+            },
+        });
+    }
     let anycast_sources = node.anycast.prefixes.iter().map(|prefix| prefix.net());
     for (priority, from) in (ANYCAST_RULES..).zip(anycast_sources) {
         state.rules.insert(RuleSpec {

@@ -132,22 +132,11 @@ fn anycast(lab: &Lab) -> Result<(), LabError> {
 /// An app request from `client` to bank-a's service, as the app (with its
 /// certificate) or without one.
 fn app_request(lab: &Lab, with_certificate: bool) -> ClientRequest {
-    let pki = lab.pki_dir();
-    let request = ClientRequest::new(
-        "api.bank-a.example",
-        443,
-        IpAddr::V4(BANK_A),
-        pki.join("server-ca.pem"),
-    )
-    .path("/demo");
-    if with_certificate {
-        request.certificate(
-            pki.join("bank-a-client-good.pem"),
-            pki.join("bank-a-client-good.key"),
-        )
-    } else {
-        request
+    let mut request = ixgate_testbed::example::bank_a_app(lab).path("/demo");
+    if !with_certificate {
+        request.certificate = None;
     }
+    request
 }
 
 /// The transit address bank-a's origin saw the last request come from.
@@ -324,7 +313,9 @@ fn floods(lab: &Lab) -> Result<(), LabError> {
 }
 
 fn drain(lab: &Lab) -> Result<(), LabError> {
-    step("Drain: node-1 withdraws the anycast prefixes; telco-a now routes them to node-2");
+    step(
+        "Drain: node-1 withdraws the anycast prefixes; telco-a sends client-a to node-2, whose replies go back through telco-a",
+    );
     lab.ctl("node-1", &["drain"])?;
     let router = lab.router("telco-a")?;
     let via = wait::until(
@@ -351,12 +342,6 @@ fn drain(lab: &Lab) -> Result<(), LabError> {
         ),
         ClientOutcome::Failed { message, .. } => {
             println!("   client-a → 192.0.2.10 while node-1 is drained: FAILED ({message})");
-            println!(
-                "   (a known gap: node-2 answers through its own paired telco, telco-b, which has no"
-            );
-            println!(
-                "   route to client-a; replies must go back through the telco they came from)"
-            );
         }
     }
     lab.ctl("node-1", &["undrain"])?;

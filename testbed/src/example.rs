@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
+use crate::client::ClientRequest;
 use crate::topology::Topology;
 use crate::{Lab, LabError};
 
@@ -29,4 +30,20 @@ pub fn serving_client_a() -> Result<Lab, LabError> {
         "client-a",
     )?;
     Ok(lab)
+}
+
+/// A request of bank-a's app (the test PKI's good client) to bank-a's
+/// service.
+pub fn bank_a_app(lab: &Lab) -> ClientRequest {
+    let pki = lab.pki_dir();
+    ClientRequest::new(
+        "api.bank-a.example",
+        443,
+        IpAddr::V4(BANK_A),
+        pki.join("server-ca.pem"),
+    )
+    .certificate(
+        pki.join("bank-a-client-good.pem"),
+        pki.join("bank-a-client-good.key"),
+    )
 }

@@ -11,7 +11,7 @@ use ixgate_policy::telco::TelcoFile;
 use ixgate_policy::{Config, Drained};
 
 use crate::LabError;
-use crate::routers::{Neighbor, RouterSetup};
+use crate::routers::{Customer, Neighbor, RouterSetup};
 use crate::topology::{Node, Role, Topology};
 
 /// The ixgate configuration of every ixgate node of a topology, by node.
@@ -125,12 +125,25 @@ pub fn telco_setup(
             });
         }
     }
+    // Every link that is not the peering LAN leads to customers.
+    let customers = node
+        .interfaces
+        .iter()
+        .filter(|interface| interface.segment.is_none())
+        .flat_map(|interface| {
+            interface.addresses.iter().map(|address| Customer {
+                interface: interface.name.clone(),
+                network: address.trunc(),
+            })
+        })
+        .collect();
     Ok(RouterSetup {
         node: node.name.clone(),
         asn: telco.asn.get(),
         router_id: router_id(node),
         neighbors,
         originate: Vec::new(),
+        customers,
     })
 }
 
@@ -168,5 +181,6 @@ pub fn stand_in_setup(node: &Node, config: &Config) -> Result<RouterSetup, LabEr
             .iter()
             .map(|prefix| prefix.net())
             .collect(),
+        customers: Vec::new(),
     })
 }

@@ -84,8 +84,9 @@ fn an_admin_down_flush_is_repaired_within_a_second_and_stop_removes_ours() {
             let status = Arc::new(Mutex::new(RoutingStatus::default()));
             let (links, mut link_events) = mpsc::unbounded_channel();
             let (stop, stopped) = oneshot::channel();
+            let (_desired, wanted) = watch::channel(want.clone());
             let task = tokio::spawn(maintain(
-                want.clone(),
+                wanted,
                 "ixp0".into(),
                 status.clone(),
                 links,

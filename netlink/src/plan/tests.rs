@@ -64,6 +64,35 @@ fn every_table_ends_unreachable_even_without_a_way_out() {
 }
 
 #[test]
+fn learned_customer_routes_lead_back_through_their_telco_and_never_cover_ours() {
+    let config = lab_node_1();
+    let learned = [
+        Learned {
+            prefix: "198.51.100.96/28".parse().expect("prefix"),
+            gateway: "198.51.100.2".parse().expect("address"),
+        },
+        Learned {
+            prefix: "192.0.2.0/25".parse().expect("prefix"),
+            gateway: "198.51.100.2".parse().expect("address"),
+        },
+        Learned {
+            prefix: "0.0.0.0/0".parse().expect("prefix"),
+            gateway: "198.51.100.2".parse().expect("address"),
+        },
+    ];
+    let state = desired_with(&config, &learned);
+    let extra: Vec<String> = state
+        .routes
+        .difference(&desired(&config).routes)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        extra,
+        ["table 100 198.51.100.96/28 via 198.51.100.2 dev ixp0 metric 100"]
+    );
+}
+
+#[test]
 fn lo_as_holder_creates_no_link() {
     let mut config = lab_node_1();
     config.node.interfaces.anycast_holder = HolderKind::Lo;

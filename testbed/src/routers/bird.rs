@@ -10,7 +10,7 @@ use std::process::{Child, Command};
 use ipnet::IpNet;
 use ixgate_policy::types::{Community, LargeCommunity};
 
-use super::{FlowRoute, RouterSetup, SessionState, UnicastRoute, spawn_daemon, write};
+use super::{FlowRoute, Neighbor, RouterSetup, SessionState, UnicastRoute, spawn_daemon, write};
 use crate::LabError;
 use crate::sandbox::SandboxHandle;
 
@@ -29,6 +29,21 @@ pub fn config(setup: &RouterSetup, log: &Path) -> String {
         id = setup.router_id,
         log = log.display(),
     );
+    if !setup.customers.is_empty() {
+        let mut interfaces: Vec<String> = setup
+            .customers
+            .iter()
+            .map(|customer| format!("\"{}\"", customer.interface))
+            .collect();
+        interfaces.dedup();
+        // The customer networks as BIRD sees them on the interfaces (BIRD
+        // does not give device routes back to the kernel).
+        let _ = writeln!(
+            out,
+            "\nprotocol direct customers {{ ipv4; ipv6; interface {}; }}",
+            interfaces.join(", ")
+        );
+    }
     for (name, family, is_v4) in [("originate4", "ipv4", true), ("originate6", "ipv6", false)] {
         let routes: Vec<String> = setup
             .originate
@@ -63,36 +78,7 @@ pub fn config(setup: &RouterSetup, log: &Path) -> String {
             );
         }
         out.push_str("  accept;\n}\n");
-        // What we originate (as a stand-in for an ixgate node), with this
-        // neighbour's prepends and communities; nothing else.
-        let export = if setup.originate.is_empty() {
-            "none".to_owned()
-        } else {
-            let name = format!("to_{}", neighbor.name);
-            let _ = write!(
-                out,
-                "\nfilter {name} {{\n  if proto = \"originate4\" || proto = \"originate6\" then {{\n"
-            );
-            for _ in 0..neighbor.prepends {
-                let _ = writeln!(out, "    bgp_path.prepend({});", setup.asn);
-            }
-            for community in &neighbor.communities {
-                let _ = writeln!(
-                    out,
-                    "    bgp_community.add(({},{}));",
-                    community.asn, community.value
-                );
-            }
-            for large in &neighbor.large_communities {
-                let _ = writeln!(
-                    out,
-                    "    bgp_large_community.add(({},{},{}));",
-                    large.global, large.local1, large.local2
-                );
-            }
-            out.push_str("    accept;\n  }\n  reject;\n}\n");
-            format!("filter {name}")
-        };
+        let export = export_filter(&mut out, setup, neighbor);
         let _ = write!(
             out,
             "\nprotocol bgp {name} {{\n  local {local} as {asn};\n  neighbor {address} as {peer_asn};\n  hold time {hold};\n  connect retry time 1;\n",
@@ -332,6 +318,48 @@ fn traffic_rate(text: &str) -> Option<f32> {
             _ => None,
         }
     })
+}
+
+/// The export of one neighbour: a telco's customer networks as they are,
+/// or a stand-in's originated prefixes with this neighbour's prepends and
+/// communities; written into `out`, named in the result.
+fn export_filter(out: &mut String, setup: &RouterSetup, neighbor: &Neighbor) -> String {
+    if !setup.customers.is_empty() {
+        // A telco: its customer networks, as they are.
+        let name = format!("to_{}", neighbor.name);
+        let _ = write!(
+            out,
+            "\nfilter {name} {{\n  if proto = \"customers\" then accept;\n  reject;\n}}\n"
+        );
+        format!("filter {name}")
+    } else if setup.originate.is_empty() {
+        "none".to_owned()
+    } else {
+        let name = format!("to_{}", neighbor.name);
+        let _ = write!(
+            out,
+            "\nfilter {name} {{\n  if proto = \"originate4\" || proto = \"originate6\" then {{\n"
+        );
+        for _ in 0..neighbor.prepends {
+            let _ = writeln!(out, "    bgp_path.prepend({});", setup.asn);
+        }
+        for community in &neighbor.communities {
+            let _ = writeln!(
+                out,
+                "    bgp_community.add(({},{}));",
+                community.asn, community.value
+            );
+        }
+        for large in &neighbor.large_communities {
+            let _ = writeln!(
+                out,
+                "    bgp_large_community.add(({},{},{}));",
+                large.global, large.local1, large.local2
+            );
+        }
+        out.push_str("    accept;\n  }\n  reject;\n}\n");
+        format!("filter {name}")
+    }
 }
 
 #[cfg(test)]

@@ -99,6 +99,12 @@ pub fn config(setup: &RouterSetup, log: &Path) -> String {
             continue;
         }
         let _ = writeln!(out, " address-family {family} unicast");
+        // A telco's customer networks (connected, so they are in the RIB).
+        for customer in &setup.customers {
+            if customer.network.addr().is_ipv4() == (family == "ipv4") {
+                let _ = writeln!(out, "  network {}", customer.network);
+            }
+        }
         for neighbor in &members {
             let _ = writeln!(out, "  neighbor {} activate", neighbor.address);
             if !neighbor.rtbh_communities.is_empty() {

@@ -68,6 +68,16 @@ pub struct RouterSetup {
     pub neighbors: Vec<Neighbor>,
     /// Prefixes this router originates (the stand-in's anycast prefixes).
     pub originate: Vec<IpNet>,
+    /// A telco's customer networks (its links to clients and attackers),
+    /// announced to the ixgate nodes: the way back to the customers.
+    pub customers: Vec<Customer>,
+}
+
+/// One customer network of a telco router, on one of its interfaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Customer {
+    pub interface: String,
+    pub network: IpNet,
 }
 
 /// RFC 4271 §8.2.2 session states.
