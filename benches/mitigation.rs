@@ -1,8 +1,13 @@
-//! From flood to Flowspec: the time from the start of a spoofed SYN flood
-//! (attacker behind telco-a, toward bank-a's service on node-1) to the
-//! discard rule in telco-a's BIRD table, over 20 floods; side by side with
-//! FastNetMon 1.2.4, measured on these machines in the same kind of lab
-//! (issue 8). Each flood waits for the previous rule to be withdrawn.
+//! 1. From flood to Flowspec: the time from the start of a spoofed SYN
+//!    flood (attacker behind telco-a, toward bank-a's service on node-1)
+//!    to the discard rule in telco-a's BIRD table, over 20 floods; side by
+//!    side with FastNetMon 1.2.4, measured on these machines in the same
+//!    kind of lab (issue 8). Each flood waits for the previous rule to be
+//!    withdrawn.
+//! 2. Requests during a drain: client-a's requests, one after the other,
+//!    while node-1 drains (telco-a moves client-a to node-2) and undrains;
+//!    how many failed.
+//!
 //! Prints figures; asserts nothing.
 //!
 //! `make bench` (or `cargo bench --bench mitigation` after
@@ -12,6 +17,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ixgate_testbed::Lab;
+use ixgate_testbed::client::ClientOutcome;
 use ixgate_testbed::example::{self, BANK_A};
 use ixgate_testbed::flood::{Flood, FloodKind, FloodRate};
 use ixgate_testbed::routers::{Family, FlowRoute};
@@ -27,6 +33,9 @@ const FLOOD_TIME: Duration = Duration::from_secs(2);
 const GIVE_UP: Duration = Duration::from_secs(3);
 /// FastNetMon 1.2.4 here: 0.45–1.5 s, median about 0.75–1.1 s.
 const FASTNETMON_MEDIAN: (f64, f64) = (0.75, 1.1);
+/// Drains and undrains, each with requests before, during and after.
+const DRAIN_ROUNDS: usize = 5;
+const DRAIN_WARMUP: usize = 10;
 
 fn rule() -> FlowRoute {
     FlowRoute {
@@ -109,5 +118,55 @@ fn main() -> Result<(), Error> {
         median / FASTNETMON_MEDIAN.0
     );
     println!("all (s): {times:.3?}");
+    drain(&lab)
+}
+
+/// Requests from client-a back to back while `change` runs on node-1 and
+/// telco-a follows it; (answered, failed).
+fn requests_during(lab: &Lab, change: &str, heard_from: usize) -> Result<(u32, u32), Error> {
+    let request = example::bank_a_app(lab)
+        .path("/drain")
+        .timeout(Duration::from_secs(2));
+    let (mut answered, mut failed) = (0, 0);
+    let mut record = |outcome| match outcome {
+        ClientOutcome::Response { status: 200, .. } => answered += 1,
+        _ => failed += 1,
+    };
+    for _ in 0..DRAIN_WARMUP {
+        record(lab.request("client-a", &request)?);
+    }
+    lab.ctl("node-1", &[change])?;
+    let started = Instant::now();
+    loop {
+        record(lab.request("client-a", &request)?);
+        let heard = lab
+            .router("telco-a")?
+            .unicast_routes(Family::Ipv4)?
+            .iter()
+            .filter(|route| route.prefix.to_string() == "192.0.2.0/24")
+            .count();
+        if heard == heard_from || started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    for _ in 0..DRAIN_WARMUP {
+        record(lab.request("client-a", &request)?);
+    }
+    Ok((answered, failed))
+}
+
+fn drain(lab: &Lab) -> Result<(), Error> {
+    let mut answered = 0;
+    let mut failed = 0;
+    for _ in 0..DRAIN_ROUNDS {
+        for (change, heard_from) in [("drain", 1), ("undrain", 2)] {
+            let (ok, bad) = requests_during(lab, change, heard_from)?;
+            answered += ok;
+            failed += bad;
+        }
+    }
+    println!();
+    println!("== client-a's requests while node-1 drains and undrains ({DRAIN_ROUNDS} times each)");
+    println!("answered {answered}, failed {failed} (target 0)");
     Ok(())
 }
