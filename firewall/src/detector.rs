@@ -325,6 +325,29 @@ fn aggregate(source: IpAddr) -> IpNet {
     IpNet::new(source, length).map_or_else(|_| IpNet::from(source), |net| net.trunc())
 }
 
+/// The share of a flood's sampled packets its length range must hold: a
+/// few legitimate packets of the same port and flags (an app's SYNs carry
+/// options, 60 bytes where spoofed ones are 40) must not widen the rule
+/// until it drops them too.
+const LENGTH_SHARE: f64 = 0.95;
+
+/// The narrowest range of `lengths` that holds `share` of them.
+fn covering_range(mut lengths: Vec<u16>, share: f64) -> Option<(u16, u16)> {
+    lengths.sort_unstable();
+    let count = lengths.len();
+    // At least one, at most all: the index stays in the vector.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let needed = ((share * count as f64).ceil() as usize).clamp(1, count.max(1));
+    lengths
+        .windows(needed)
+        .map(|window| (window[0], window[needed - 1]))
+        .min_by_key(|(low, high)| high - low)
+}
+
 fn signature(
     config: &DetectorConfig,
     samples: &VecDeque<(Instant, PacketSample)>,
@@ -363,11 +386,7 @@ fn signature(
         .filter(|p| destination_port.is_none_or(|port| p.destination_port == Some(port)))
         .filter(|p| class == Class::Syn || tcp_flags.is_none_or(|flags| p.tcp_flags == Some(flags)))
         .collect();
-    let length = flood
-        .iter()
-        .map(|p| p.length)
-        .min()
-        .zip(flood.iter().map(|p| p.length).max());
+    let length = covering_range(flood.iter().map(|p| p.length).collect(), LENGTH_SHARE);
     // Sources only when a few prefixes carry the flood.
     let mut prefixes: BTreeMap<IpNet, usize> = BTreeMap::new();
     for packet in &flood {

@@ -280,6 +280,29 @@ fn a_spoofed_syn_flood_has_no_source_in_its_signature() {
 }
 
 #[test]
+fn a_few_legitimate_packets_do_not_widen_the_length_range() {
+    let mut feed = Feed::new();
+    let start = feed.now;
+    // Spoofed SYNs of 40 bytes, and an app's SYNs of 60 (TCP options).
+    let mut samples: Vec<PacketSample> = (0..400_u32)
+        .map(|i| {
+            packet(
+                &format!("{}.{}.9.7", 1 + i % 200, i % 251),
+                6,
+                443,
+                Some(0x02),
+                40,
+            )
+        })
+        .collect();
+    samples.extend((0..10).map(|_| packet("198.51.100.66", 6, 443, Some(0x02), 60)));
+    feed.detector.sampled(start, &samples);
+    let events = feed.run(1.0, &[(target(), Class::Syn, 50_000)], start);
+    let signature = &started(&events)[0].1.signature;
+    assert_eq!(signature.length, Some((40, 40)), "the app's SYNs stay out");
+}
+
+#[test]
 fn a_concentrated_udp_flood_names_its_source_prefixes() {
     let mut feed = Feed::new();
     let start = feed.now;
