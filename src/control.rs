@@ -31,6 +31,36 @@ pub struct FlowSpec {
     pub rate_bytes: f32,
 }
 
+impl std::fmt::Display for FlowSpec {
+    /// In the words of a Flowspec rule: `dst 192.0.2.10/32 proto 6 dport
+    /// 443 flags 0x02 length 40 → discard`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "dst {}", self.destination)?;
+        if let Some(source) = self.source {
+            write!(f, " src {source}")?;
+        }
+        if let Some(protocol) = self.protocol {
+            write!(f, " proto {protocol}")?;
+        }
+        if let Some(port) = self.destination_port {
+            write!(f, " dport {port}")?;
+        }
+        if let Some(flags) = self.tcp_flags {
+            write!(f, " flags {flags:#04x}")?;
+        }
+        match self.packet_length {
+            Some((low, high)) if low == high => write!(f, " length {low}")?,
+            Some((low, high)) => write!(f, " length {low}-{high}")?,
+            None => {}
+        }
+        if self.rate_bytes > 0.0 {
+            write!(f, " → {} bytes/s", self.rate_bytes)
+        } else {
+            f.write_str(" → discard")
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "request", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {

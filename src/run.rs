@@ -240,7 +240,7 @@ impl Appliance {
             let record = serde_json::json!({
                 "event": "decision",
                 "at_unix_ms": crate::firewall::unix_millis(),
-                "intent": format!("{:?}", decision.intent),
+                "intent": decision.intent.to_string(),
                 "reason": decision.reason,
             });
             println!("{record}");

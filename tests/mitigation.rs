@@ -97,7 +97,7 @@ fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the
         decisions.iter().any(|decision| {
             decision["intent"]
                 .as_str()
-                .is_some_and(|i| i.starts_with("AddFlow"))
+                .is_some_and(|i| i.starts_with("add Flowspec dst 192.0.2.10/32 proto 6 dport 443"))
                 && decision["reason"]
                     .as_str()
                     .is_some_and(|r| r.contains("Syn flood to 192.0.2.10"))

@@ -51,6 +51,19 @@ pub enum Intent {
     AnnounceAll,
 }
 
+impl std::fmt::Display for Intent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AddFlow(flow) => write!(f, "add Flowspec {flow}"),
+            Self::RemoveFlow(flow) => write!(f, "remove Flowspec {flow}"),
+            Self::AddSourceBlackhole(prefix) => write!(f, "add source RTBH {prefix}"),
+            Self::RemoveSourceBlackhole(prefix) => write!(f, "remove source RTBH {prefix}"),
+            Self::WithdrawAll => f.write_str("withdraw the anycast prefixes"),
+            Self::AnnounceAll => f.write_str("announce the anycast prefixes"),
+        }
+    }
+}
+
 /// One decision and why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {

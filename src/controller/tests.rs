@@ -65,6 +65,10 @@ fn a_spoofed_flood_gets_a_rule_from_its_signature_and_loses_it_after_the_hold_do
         rate_bytes: 0.0,
     };
     assert_eq!(intents(&decisions), [Intent::AddFlow(rule.clone())]);
+    assert_eq!(
+        decisions[0].intent.to_string(),
+        "add Flowspec dst 192.0.2.10/32 proto 6 dport 443 flags 0x02 length 40 → discard"
+    );
     assert!(decisions[0].reason.contains("192.0.2.10"), "{decisions:?}");
 
     // Updates change nothing; the end starts the hold-down.
