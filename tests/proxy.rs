@@ -426,10 +426,27 @@ fn sessions_resume_on_either_node_and_a_crl_reload_ends_them_for_the_newly_revok
         "the old one serves",
     );
 
-    // The bank's next CRL revokes the app: after the reload its session
-    // no longer resumes on node-1 and its full handshake is refused.
+    // The bank's next CRL revokes the app; SIGHUP reloads (as systemd's
+    // ExecReload does). Then its session no longer resumes on node-1 and
+    // its full handshake is refused.
     std::fs::copy(lab.pki_dir().join("bank-a.crl-next.pem"), &crl).expect("the next CRL");
-    lab.ctl(NODE, &["reload"]).expect("the reload is taken");
+    let pid = lab.appliance_pid(NODE).expect("node-1's ixgate");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(hup.success(), "SIGHUP sent");
+    wait::until(Duration::from_secs(5), "the reload to take", || {
+        let outcome = lab
+            .session_request(CLIENT, &again)
+            .map_err(|error| NotYet::Failed(error.to_string()))?;
+        if outcome.status.is_none() {
+            Ok(())
+        } else {
+            Err(NotYet::Pending(format!("{:?}", outcome.status)))
+        }
+    })
+    .expect("after SIGHUP the revoked app is refused");
     let before = arrived(&lab, "/session");
     expect_session(
         &lab,
@@ -452,5 +469,6 @@ fn sessions_resume_on_either_node_and_a_crl_reload_ends_them_for_the_newly_revok
     expect_session(&lab, CLIENT, &good, (false, Some(200)), "the good app");
     let metrics = lab.metrics(NODE).expect("metrics");
     let revoked = "ixgate_proxy_handshake_failures_total{service=\"bank-a\",reason=\"revoked\"}";
-    assert_eq!(metrics.value(revoked), Some(1.0), "{metrics}");
+    // The refusal that ended the wait for the reload, and the one after.
+    assert_eq!(metrics.value(revoked), Some(2.0), "{metrics}");
 }

@@ -74,20 +74,8 @@ fn replies_stay_on_anycast_the_origin_stays_hidden_and_a_flush_is_repaired() {
 /// CAP_NET_RAW (13) and nothing else, as packaging/systemd grants, and all
 /// of this works with them.
 fn runs_with_three_capabilities_only(lab: &Lab) {
-    let socket = lab.control_socket(NODE).to_string_lossy().into_owned();
-    let status = std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .find_map(|entry| {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let ours = cmdline.contains(" run --config ") && cmdline.contains(&socket);
-            let ixgate = !cmdline.starts_with("setpriv") && !cmdline.contains("netns");
-            (ours && ixgate)
-                .then(|| std::fs::read_to_string(entry.path().join("status")).ok())
-                .flatten()
-        })
-        .expect("node-1's ixgate process");
+    let pid = lab.appliance_pid(NODE).expect("node-1's ixgate process");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
     let effective = status
         .lines()
         .find_map(|line| line.strip_prefix("CapEff:"))

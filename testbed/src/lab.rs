@@ -614,6 +614,30 @@ impl Lab {
         self.run_dir.join(node).join("ctl.sock")
     }
 
+    /// The process ID of `ixgate run` in `node` (as this host sees it).
+    pub fn appliance_pid(&self, node: &str) -> Result<u32, LabError> {
+        let socket = self.control_socket(node).to_string_lossy().into_owned();
+        let entries = std::fs::read_dir("/proc").map_err(|source| LabError::Io {
+            path: "/proc".into(),
+            source,
+        })?;
+        entries
+            .flatten()
+            .find_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                // Not the `ip netns exec` and `setpriv` that started it.
+                let ixgate = !cmdline.starts_with("setpriv") && !cmdline.contains("netns");
+                (ixgate && cmdline.contains(" run --config ") && cmdline.contains(&socket))
+                    .then_some(pid)
+            })
+            .ok_or_else(|| LabError::Router {
+                router: node.to_owned(),
+                message: "no ixgate run process".into(),
+            })
+    }
+
     /// `ixgate ctl --json ARGS` against the appliance in `node`.
     pub fn ctl(&self, node: &str, args: &[&str]) -> Result<serde_json::Value, LabError> {
         let binary = sibling_binary("ixgate", "IXGATE_BIN")?;
