@@ -71,6 +71,7 @@ fn the_app_gets_through_with_its_identity_and_every_other_client_is_refused_at_t
     let lab = lab();
     the_apps_get_through_with_their_identity(&lab);
     every_other_client_is_refused_and_counted(&lab);
+    oversized_requests_stop_at_the_proxy(&lab);
     a_stolen_certificate_cannot_flood_the_bank(&lab);
 }
 
@@ -284,6 +285,46 @@ fn every_other_client_is_refused_and_counted(lab: &Lab) {
         ),
         Some(1.0),
         "{metrics}"
+    );
+}
+
+/// A body over the service's limit (1 MiB by default) gets 413, headers
+/// over theirs (16 KiB) 431; the bank sees neither.
+fn oversized_requests_stop_at_the_proxy(lab: &Lab) {
+    let big = lab.run_dir().join("two-mebibytes");
+    std::fs::write(&big, vec![b'x'; 2 * 1024 * 1024]).expect("write the body");
+    let before = origin_log(lab, "origin-a").len();
+    let post = request(
+        lab,
+        "api.bank-a.example",
+        BANK_A,
+        Some("bank-a-client-good"),
+    )
+    .path("/too-big")
+    .body(big);
+    let outcome = lab.request(CLIENT, &post).expect("curl runs");
+    assert!(
+        matches!(outcome, ClientOutcome::Response { status: 413, .. }),
+        "{outcome:?}"
+    );
+    let long = "a".repeat(20 * 1024);
+    let get = request(
+        lab,
+        "api.bank-a.example",
+        BANK_A,
+        Some("bank-a-client-good"),
+    )
+    .path("/too-long")
+    .header("X-Long", &long);
+    let outcome = lab.request(CLIENT, &get).expect("curl runs");
+    assert!(
+        matches!(outcome, ClientOutcome::Response { status: 431, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        origin_log(lab, "origin-a").len(),
+        before,
+        "the bank saw neither"
     );
 }
 

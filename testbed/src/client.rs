@@ -40,6 +40,8 @@ pub struct ClientRequest {
     pub tls: TlsVersions,
     pub http: HttpVersion,
     pub headers: Vec<(String, String)>,
+    /// A file whose bytes are POSTed; none: a GET.
+    pub body: Option<PathBuf>,
     pub timeout: Duration,
 }
 
@@ -55,6 +57,7 @@ impl ClientRequest {
             tls: TlsVersions::Default,
             http: HttpVersion::Http11,
             headers: Vec::new(),
+            body: None,
             timeout: Duration::from_secs(5),
         }
     }
@@ -80,6 +83,13 @@ impl ClientRequest {
     #[must_use]
     pub fn http(mut self, http: HttpVersion) -> Self {
         self.http = http;
+        self
+    }
+
+    /// POSTs the bytes of `file`.
+    #[must_use]
+    pub fn body(mut self, file: PathBuf) -> Self {
+        self.body = Some(file);
         self
     }
 
@@ -147,6 +157,12 @@ impl ClientRequest {
         });
         for (name, value) in &self.headers {
             args.extend(["--header".to_owned(), format!("{name}: {value}")]);
+        }
+        if let Some(body) = &self.body {
+            args.extend([
+                "--data-binary".to_owned(),
+                format!("@{}", body.to_string_lossy()),
+            ]);
         }
         args.push(format!("https://{}:{}{}", self.host, self.port, self.path));
         args
