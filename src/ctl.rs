@@ -158,6 +158,62 @@ pub fn counters(data: &Value) -> String {
     out
 }
 
+/// Decisions shown by `show mitigations`, newest last.
+const DECISIONS_SHOWN: usize = 20;
+
+pub fn mitigations(data: &Value) -> String {
+    let mut out = String::new();
+    let withdrawn = data["drained"] == true || data["withdrawn_by_controller"] == true;
+    let _ = writeln!(
+        out,
+        "anycast prefixes: {}{}",
+        if withdrawn { "withdrawn" } else { "announced" },
+        match data["drained_telcos"].as_array() {
+            Some(telcos) if !telcos.is_empty() =>
+                format!(" (drained toward {})", text(&data["drained_telcos"])),
+            _ => String::new(),
+        }
+    );
+    let mut rules = Table::new(&["KIND", "RULE"]);
+    let mut active = 0;
+    for flow in data["flows"].as_array().into_iter().flatten() {
+        active += 1;
+        let rule = serde_json::from_value::<crate::control::FlowSpec>(flow.clone())
+            .map_or_else(|_| flow.to_string(), |flow| flow.to_string());
+        rules.row(vec!["flowspec".to_owned(), rule]);
+    }
+    for (key, kind) in [("blackholes", "rtbh"), ("source_blackholes", "source-rtbh")] {
+        for prefix in data[key].as_array().into_iter().flatten() {
+            active += 1;
+            rules.row(vec![kind.to_owned(), text(prefix)]);
+        }
+    }
+    if active == 0 {
+        out.push_str("no mitigation active\n");
+    } else {
+        out.push_str(&rules.render(""));
+    }
+    let decisions = data["decisions"].as_array().cloned().unwrap_or_default();
+    let mut table = Table::new(&["AT (UNIX MS)", "DECISION", "REASON"]);
+    for decision in decisions
+        .iter()
+        .skip(decisions.len().saturating_sub(DECISIONS_SHOWN))
+    {
+        table.row(vec![
+            text(&decision["at_unix_ms"]),
+            text(&decision["intent"]),
+            text(&decision["reason"]),
+        ]);
+    }
+    out.push('\n');
+    if decisions.is_empty() {
+        out.push_str("no decision yet\n");
+    } else {
+        out.push_str(&table.render(""));
+    }
+    out
+}
+
 pub fn floods(data: &Value) -> String {
     let mut table = Table::new(&["TARGET", "CLASS", "STATE", "PPS", "SIGNATURE"]);
     for flood in data.as_array().into_iter().flatten() {
@@ -215,5 +271,32 @@ mod tests {
             lines[1].contains("Ipv4Unicast Ipv4Flowspec  0         1           -"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn mitigations_table() {
+        let data = serde_json::json!({
+            "drained": false, "drained_telcos": [], "withdrawn_by_controller": false,
+            "flows": [{
+                "destination": "192.0.2.10/32", "source": null, "protocol": 6,
+                "destination_port": 443, "tcp_flags": 2, "packet_length": [40, 40],
+                "rate_bytes": 0.0
+            }],
+            "blackholes": [], "source_blackholes": ["198.51.100.80/28"],
+            "decisions": [{"at_unix_ms": 1, "intent": "add Flowspec dst 192.0.2.10/32", "reason": "Syn flood"}]
+        });
+        let text = mitigations(&data);
+        assert!(text.starts_with("anycast prefixes: announced\n"), "{text}");
+        assert!(
+            text.contains(
+                "flowspec     dst 192.0.2.10/32 proto 6 dport 443 flags 0x02 length 40 → discard"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("source-rtbh  198.51.100.80/28"), "{text}");
+        assert!(text.contains("Syn flood"), "{text}");
+        let quiet = mitigations(&serde_json::json!({"flows": [], "decisions": []}));
+        assert!(quiet.contains("no mitigation active"), "{quiet}");
+        assert!(quiet.contains("no decision yet"), "{quiet}");
     }
 }

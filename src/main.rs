@@ -267,7 +267,7 @@ fn ctl(
     match request {
         Request::ShowPeers => print!("{}", ctl::peers(&answer.data)),
         Request::ShowRoutes { peer } => print!("{}", ctl::routes(peer, &answer.data)),
-        Request::ShowMitigations => println!("{}", serde_json::to_string_pretty(&answer.data)?),
+        Request::ShowMitigations => print!("{}", ctl::mitigations(&answer.data)),
         Request::ShowCounters => print!("{}", ctl::counters(&answer.data)),
         Request::ShowFloods => print!("{}", ctl::floods(&answer.data)),
         Request::ShowRouting => print!("{}", ctl::routing(&answer.data)),
