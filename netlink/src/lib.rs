@@ -14,3 +14,6 @@ pub mod monitor;
 pub mod plan;
 pub mod reconcile;
 pub mod state;
+
+#[cfg(test)]
+mod test_support;

@@ -1,12 +1,10 @@
-use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use super::*;
-use crate::plan::desired;
+use crate::test_support::{in_new_namespace, ip, node_1, node_1_interfaces, runtime};
 
 #[test]
 fn what_events_mean() {
@@ -31,14 +29,6 @@ fn what_events_mean() {
     assert_eq!(classify(&overrun), Seen::Overrun);
 }
 
-fn ip(args: &str) {
-    let status = Command::new("ip")
-        .args(args.split_whitespace())
-        .status()
-        .expect("ip runs");
-    assert!(status.success(), "ip {args}");
-}
-
 /// Polls `status` until `done` holds, for at most `within`; how long it took.
 async fn until(
     status: &Mutex<RoutingStatus>,
@@ -57,30 +47,10 @@ async fn until(
 
 #[test]
 fn an_admin_down_flush_is_repaired_within_a_second_and_stop_removes_ours() {
-    let (synced, repaired, link_events, removed) = std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare (root needed)");
-        for (name, v4, v6) in [
-            ("ixp0", "198.51.100.11/26", "2001:db8:ff::11/64"),
-            ("transit0", "203.0.113.11/26", "2001:db8:200::11/64"),
-        ] {
-            ip(&format!("link add {name} type veth peer name {name}-peer"));
-            std::fs::write(
-                format!("/proc/sys/net/ipv6/conf/{name}/keep_addr_on_down"),
-                "1",
-            )
-            .expect("keep IPv6 addresses on down");
-            ip(&format!("addr add {v4} dev {name}"));
-            ip(&format!("addr add {v6} dev {name} nodad"));
-            ip(&format!("link set {name} up"));
-            ip(&format!("link set {name}-peer up"));
-        }
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lab/node-1");
-        let want = desired(&ixgate_policy::load(&dir).expect("the lab configuration"));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async move {
+    let (synced, repaired, link_events, removed) = in_new_namespace(|| {
+        node_1_interfaces();
+        let want = node_1();
+        runtime().block_on(async move {
             let status = Arc::new(Mutex::new(RoutingStatus::default()));
             let (links, mut link_events) = mpsc::unbounded_channel();
             let (stop, stopped) = oneshot::channel();
@@ -114,9 +84,7 @@ fn an_admin_down_flush_is_repaired_within_a_second_and_stop_removes_ours() {
                 .unwrap_or_default();
             (synced, repaired, seen, removed)
         })
-    })
-    .join()
-    .expect("the namespace thread");
+    });
     assert!(synced.is_some(), "in sync after the start");
     assert!(repaired.is_some(), "repaired within 1 s of the flush");
     assert!(

@@ -1,12 +1,6 @@
-use std::path::Path;
-
 use super::*;
 use crate::state::TRANSIT_TABLE;
-
-fn lab_node_1() -> Config {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lab/node-1");
-    ixgate_policy::load(&dir).expect("the lab configuration loads")
-}
+use crate::test_support::node_1_config;
 
 fn rendered(state: &RoutingState) -> Vec<String> {
     let links = state
@@ -21,7 +15,7 @@ fn rendered(state: &RoutingState) -> Vec<String> {
 
 #[test]
 fn node_1_of_the_lab() {
-    let state = desired(&lab_node_1());
+    let state = desired(&node_1_config());
     assert_eq!(
         rendered(&state),
         [
@@ -48,7 +42,7 @@ fn node_1_of_the_lab() {
 
 #[test]
 fn every_table_ends_unreachable_even_without_a_way_out() {
-    let mut config = lab_node_1();
+    let mut config = node_1_config();
     config.node.transit.gateways.clear();
     config.telcos.clear();
     let state = desired(&config);
@@ -65,7 +59,7 @@ fn every_table_ends_unreachable_even_without_a_way_out() {
 
 #[test]
 fn learned_customer_routes_lead_back_through_their_telco_and_never_cover_ours() {
-    let config = lab_node_1();
+    let config = node_1_config();
     let learned = [
         Learned {
             prefix: "198.51.100.96/28".parse().expect("prefix"),
@@ -94,7 +88,7 @@ fn learned_customer_routes_lead_back_through_their_telco_and_never_cover_ours() 
 
 #[test]
 fn lo_as_holder_creates_no_link() {
-    let mut config = lab_node_1();
+    let mut config = node_1_config();
     config.node.interfaces.anycast_holder = HolderKind::Lo;
     let state = desired(&config);
     assert!(state.links.is_empty());

@@ -1,13 +1,6 @@
-use std::path::Path;
-
 use super::*;
-use crate::plan::desired;
 use crate::state::{ANYCAST_TABLE, RouteTarget};
-
-fn lab_node_1() -> RoutingState {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lab/node-1");
-    desired(&ixgate_policy::load(&dir).expect("the lab configuration loads"))
-}
+use crate::test_support::node_1;
 
 /// Where the first operation of each kind is, to check the order.
 fn first(ops: &[Op], kind: fn(&Op) -> bool) -> usize {
@@ -20,7 +13,7 @@ fn last(ops: &[Op], kind: fn(&Op) -> bool) -> usize {
 
 #[test]
 fn from_nothing_routes_come_before_the_rules_that_use_them() {
-    let want = lab_node_1();
+    let want = node_1();
     let ops = reconcile(&want, &RoutingState::default());
     assert_eq!(
         ops.len(),
@@ -36,13 +29,13 @@ fn from_nothing_routes_come_before_the_rules_that_use_them() {
 
 #[test]
 fn the_second_run_changes_nothing() {
-    let want = lab_node_1();
+    let want = node_1();
     assert_eq!(reconcile(&want, &want), []);
 }
 
 #[test]
 fn a_new_gateway_replaces_the_route_in_place() {
-    let before = lab_node_1();
+    let before = node_1();
     let mut after = before.clone();
     let old = after
         .routes
@@ -62,7 +55,7 @@ fn a_new_gateway_replaces_the_route_in_place() {
 
 #[test]
 fn a_moved_rule_is_added_before_the_old_one_goes() {
-    let before = lab_node_1();
+    let before = node_1();
     let mut after = before.clone();
     let old = after.rules.pop_first().expect("a rule");
     let mut moved = old.clone();
@@ -76,7 +69,7 @@ fn a_moved_rule_is_added_before_the_old_one_goes() {
 
 #[test]
 fn nothing_wanted_removes_rules_then_routes_then_addresses() {
-    let before = lab_node_1();
+    let before = node_1();
     let ops = reconcile(&RoutingState::default(), &before);
     assert_eq!(
         ops.len(),
