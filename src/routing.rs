@@ -125,7 +125,7 @@ pub fn view(status: &RoutingStatus) -> Value {
         })
         .collect();
     json!({
-        "in_sync": status.reconciles > 0 && status.desired == status.actual,
+        "in_sync": status.in_sync(),
         "reconciles": status.reconciles,
         "writes": status.writes,
         "failures": status.failures,

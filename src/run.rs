@@ -200,8 +200,7 @@ impl Appliance {
                 "gauge",
                 "Policy routing: the kernel holds what the plan wants.",
             );
-            let in_sync = routing.reconciles > 0 && routing.actual == routing.desired;
-            out.count("ixgate_routing_in_sync", &[], u8::from(in_sync));
+            out.count("ixgate_routing_in_sync", &[], u8::from(routing.in_sync()));
             out.family(
                 "ixgate_routing_writes_total",
                 "counter",

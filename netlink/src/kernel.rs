@@ -87,10 +87,16 @@ impl Kernel {
             found,
             ..Applied::default()
         };
+        // Interface indexes once, again after a link is made.
+        let mut indexes = self.indexes().await?;
         for op in ops {
-            match self.apply(&op).await {
+            let made_link = matches!(op, Op::AddLink(_));
+            match self.apply(&op, &indexes).await {
                 Ok(()) => applied.done.push(op),
                 Err(error) => applied.failed.push((op, error.to_string())),
+            }
+            if made_link {
+                indexes = self.indexes().await?;
             }
         }
         Ok(applied)
@@ -193,17 +199,19 @@ impl Kernel {
             .collect())
     }
 
-    async fn index_of(&self, name: &str) -> Result<u32, KernelError> {
-        self.interfaces()
+    /// Interface indexes by name.
+    async fn indexes(&self) -> Result<BTreeMap<String, u32>, KernelError> {
+        Ok(self
+            .interfaces()
             .await?
             .into_iter()
-            .find_map(|(index, found)| (found == name).then_some(index))
-            .ok_or_else(|| KernelError::NoInterface(name.to_owned()))
+            .map(|(index, name)| (name, index))
+            .collect())
     }
 
     /// Carries out one operation. Adding what is there or deleting what
     /// is gone is not an error: the kernel ends as asked.
-    pub async fn apply(&self, op: &Op) -> Result<(), KernelError> {
+    async fn apply(&self, op: &Op, indexes: &BTreeMap<String, u32>) -> Result<(), KernelError> {
         let what = format!("{op:?}");
         let result = match op {
             Op::AddLink(link) => {
@@ -221,7 +229,7 @@ impl Kernel {
                 }
             }
             Op::AddAddress(address) => {
-                let index = self.index_of(&address.interface).await?;
+                let index = index_of(indexes, &address.interface)?;
                 let mut request = self
                     .handle
                     .address()
@@ -237,7 +245,7 @@ impl Kernel {
                 request.execute().await
             }
             Op::DeleteAddress(address) => {
-                let index = self.index_of(&address.interface).await?;
+                let index = index_of(indexes, &address.interface)?;
                 let mut message = AddressMessage::default();
                 message.header.family = family_of(address.address.addr());
                 message.header.prefix_len = address.address.prefix_len();
@@ -256,7 +264,7 @@ impl Kernel {
                 )
             }
             Op::UpsertRoute(route) => {
-                let message = self.route_message(route).await?;
+                let message = route_message(route, indexes)?;
                 self.handle.route().add(message).replace().execute().await
             }
             Op::DeleteRoute(route) => {
@@ -296,25 +304,36 @@ impl Kernel {
         };
         result.map_err(|source| KernelError::Netlink { what, source })
     }
+}
 
-    async fn route_message(&self, route: &RouteSpec) -> Result<RouteMessage, KernelError> {
-        let invalid = |_| KernelError::Route(route.to_string());
-        let builder = RouteMessageBuilder::<IpAddr>::new()
-            .destination_prefix(route.destination.addr(), route.destination.prefix_len())
+fn index_of(indexes: &BTreeMap<String, u32>, name: &str) -> Result<u32, KernelError> {
+    indexes
+        .get(name)
+        .copied()
+        .ok_or_else(|| KernelError::NoInterface(name.to_owned()))
+}
+
+/// What adds `route`: ours, in its table, through its interface.
+fn route_message(
+    route: &RouteSpec,
+    indexes: &BTreeMap<String, u32>,
+) -> Result<RouteMessage, KernelError> {
+    let invalid = |_| KernelError::Route(route.to_string());
+    let builder = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(route.destination.addr(), route.destination.prefix_len())
+        .map_err(invalid)?
+        .table_id(route.table)
+        .priority(route.metric)
+        .protocol(RouteProtocol::Other(PROTOCOL));
+    let builder = match &route.target {
+        RouteTarget::Via { gateway, interface } => builder
+            .gateway(*gateway)
             .map_err(invalid)?
-            .table_id(route.table)
-            .priority(route.metric)
-            .protocol(RouteProtocol::Other(PROTOCOL));
-        let builder = match &route.target {
-            RouteTarget::Via { gateway, interface } => builder
-                .gateway(*gateway)
-                .map_err(invalid)?
-                .output_interface(self.index_of(interface).await?),
-            RouteTarget::Unreachable => builder.kind(RouteType::Unreachable),
-            RouteTarget::Unrecognized => return Err(KernelError::Route(route.to_string())),
-        };
-        Ok(builder.build())
-    }
+            .output_interface(index_of(indexes, interface)?),
+        RouteTarget::Unreachable => builder.kind(RouteType::Unreachable),
+        RouteTarget::Unrecognized => return Err(KernelError::Route(route.to_string())),
+    };
+    Ok(builder.build())
 }
 
 /// A strict-check dump filter: routes of `family` with our protocol, in
@@ -364,11 +383,7 @@ fn route_spec(route: &RouteMessage, name_of: &impl Fn(u32) -> String) -> Option<
             _ => {}
         }
     }
-    let unspecified = if route.header.address_family == AddressFamily::Inet6 {
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    };
+    let unspecified = unspecified(route.header.address_family);
     let destination = IpNet::new(
         destination.unwrap_or(unspecified),
         route.header.destination_prefix_length,
@@ -423,11 +438,7 @@ fn rule_spec(rule: &RuleMessage) -> Option<RuleSpec> {
             _ => {}
         }
     }
-    let unspecified = if rule.header.family == AddressFamily::Inet6 {
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    };
+    let unspecified = unspecified(rule.header.family);
     let from = IpNet::new(source.unwrap_or(unspecified), rule.header.src_len).ok()?;
     Some(RuleSpec {
         priority,
@@ -449,6 +460,16 @@ fn rule_message(rule: &RuleSpec) -> RuleMessage {
         RuleAttribute::Protocol(RouteProtocol::Other(PROTOCOL)),
     ]);
     message
+}
+
+/// The all-zeros address of `family`: what a message without a prefix
+/// attribute means (a default route, a rule from all).
+fn unspecified(family: AddressFamily) -> IpAddr {
+    if family == AddressFamily::Inet6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
 }
 
 fn family_of(ip: IpAddr) -> AddressFamily {

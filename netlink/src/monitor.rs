@@ -109,6 +109,13 @@ pub struct RoutingStatus {
     pub last_unix_ms: u64,
 }
 
+impl RoutingStatus {
+    /// Reconciled at least once, and the kernel holds what is wanted.
+    pub fn in_sync(&self) -> bool {
+        self.reconciles > 0 && self.actual == self.desired
+    }
+}
+
 /// Keeps the kernel at the state `desired` holds (and follows its
 /// changes) until `stop` fires, then removes ours (links stay). Reports
 /// into `status`; changes of `anycast` go to `links`.

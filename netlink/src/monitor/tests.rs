@@ -62,8 +62,7 @@ fn an_admin_down_flush_is_repaired_within_a_second_and_stop_removes_ours() {
                 links,
                 stopped,
             ));
-            let in_sync =
-                |status: &RoutingStatus| status.reconciles > 0 && status.actual == status.desired;
+            let in_sync = RoutingStatus::in_sync;
             let synced = until(&status, Duration::from_secs(5), in_sync).await;
             let writes = status.lock().map_or(0, |status| status.writes);
             ip("link set ixp0 down");
