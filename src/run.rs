@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use ixgate_bgp::export::{Originate, routes_for};
 use ixgate_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
-use ixgate_bgp::wire::flow::{BitmaskTerm, NumericTerm};
-use ixgate_bgp::wire::{Family, FlowAction, FlowFamily, FlowMatch, FlowRule};
+use ixgate_bgp::wire::{Family, FlowAction, FlowMatch, FlowRule};
 use ixgate_policy::{Config, Drained};
 use ixgate_proxy::{HTTPS_PORT, Proxy};
 
@@ -386,45 +385,24 @@ impl Appliance {
     }
 }
 
-/// An operator's rule in the speaker's terms.
+/// An operator's or the controller's rule in the speaker's terms.
 fn flow_rule(flow: &FlowSpec) -> FlowRule {
-    let family = if flow.destination.addr().is_ipv4() {
-        FlowFamily::Ipv4
-    } else {
-        FlowFamily::Ipv6
-    };
-    let mut matches = FlowMatch::new(family);
-    matches.destination = Some(flow.destination);
-    matches.source = flow.source;
-    matches.protocols = flow
-        .protocol
-        .map(|p| vec![NumericTerm::eq(p.into())])
-        .unwrap_or_default();
-    matches.destination_ports = flow
-        .destination_port
-        .map(|p| vec![NumericTerm::eq(p.into())])
-        .unwrap_or_default();
-    matches.tcp_flags = flow
-        .tcp_flags
-        .map(|bits| {
-            vec![BitmaskTerm {
-                and: false,
-                not: false,
-                match_all: true,
-                bits: bits.into(),
-            }]
-        })
-        .unwrap_or_default();
-    matches.packet_lengths = flow
-        .packet_length
-        .map(|(low, high)| {
-            if low == high {
-                vec![NumericTerm::eq(low.into())]
-            } else {
-                NumericTerm::range(low.into(), high.into()).to_vec()
-            }
-        })
-        .unwrap_or_default();
+    let mut matches = FlowMatch::to(flow.destination);
+    if let Some(source) = flow.source {
+        matches = matches.from_source(source);
+    }
+    if let Some(protocol) = flow.protocol {
+        matches = matches.protocol(protocol);
+    }
+    if let Some(port) = flow.destination_port {
+        matches = matches.destination_port(port);
+    }
+    if let Some(bits) = flow.tcp_flags {
+        matches = matches.tcp_flags_set(bits);
+    }
+    if let Some((low, high)) = flow.packet_length {
+        matches = matches.packet_length(low, high);
+    }
     FlowRule {
         matches,
         actions: vec![FlowAction::RateBytes(flow.rate_bytes)],

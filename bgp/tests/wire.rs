@@ -63,6 +63,25 @@ fn rfc_8955_section_4_example() {
 }
 
 #[test]
+fn a_flood_rule_built_from_its_signature() {
+    // dst 192.0.2.10/32, proto 6, dport 443, TCP flags SYN set, length 40
+    let rule = FlowMatch::to(net("192.0.2.10/32"))
+        .protocol(6)
+        .destination_port(443)
+        .tcp_flags_set(0x02)
+        .packet_length(40, 40);
+    let bytes = flow_nlri_bytes(&rule).expect("encodes");
+    assert_eq!(
+        bytes,
+        hex("13 01 20 c0 00 02 0a 03 81 06 05 91 01 bb 09 81 02 0a 81 28")
+    );
+    assert_eq!(flow_nlri_decode(&bytes, FlowFamily::Ipv4), Some(vec![rule]));
+    let range = FlowMatch::to(net("2001:db8:100::10/128")).packet_length(40, 60);
+    assert_eq!(range.family, FlowFamily::Ipv6);
+    assert_eq!(range.packet_lengths, NumericTerm::range(40, 60).to_vec());
+}
+
+#[test]
 fn rfc_8955_section_4_second_example() {
     // "dst 192.0.2.0/24, src 203.0.113.0/24, port in [137, 139] or 8080"
     let mut rule = FlowMatch::new(FlowFamily::Ipv4);

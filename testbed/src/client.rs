@@ -303,9 +303,9 @@ pub fn outcome(exit: Option<i32>, stdout: &str, stderr: &str) -> ClientOutcome {
 mod tests {
     use super::*;
 
-    #[test]
-    fn arguments_of_an_mtls_request() {
-        let request = ClientRequest::new(
+    /// The good app asking bank-a for /accounts.
+    fn good_app() -> ClientRequest {
+        ClientRequest::new(
             "api.bank-a.example",
             443,
             "192.0.2.10".parse().unwrap(),
@@ -313,8 +313,11 @@ mod tests {
         )
         .path("/accounts")
         .certificate("good.pem".into(), "good.key".into())
-        .tls(TlsVersions::Only11)
-        .header("X-Test", "1");
+    }
+
+    #[test]
+    fn arguments_of_an_mtls_request() {
+        let request = good_app().tls(TlsVersions::Only11).header("X-Test", "1");
         let args = request.curl_args();
         assert!(
             args.windows(2)
@@ -330,14 +333,7 @@ mod tests {
 
     #[test]
     fn a_session_request_and_what_it_got() {
-        let request = ClientRequest::new(
-            "api.bank-a.example",
-            443,
-            "192.0.2.10".parse().unwrap(),
-            "ca.pem".into(),
-        )
-        .path("/accounts")
-        .certificate("good.pem".into(), "good.key".into());
+        let request = good_app();
         let session = SessionRequest {
             request,
             save: "new.session".into(),

@@ -148,6 +148,63 @@ impl FlowMatch {
             fragments: Vec::new(),
         }
     }
+
+    /// Traffic to `destination` (RFC 8955 type 1), of its family.
+    pub fn to(destination: IpNet) -> Self {
+        let family = if destination.addr().is_ipv4() {
+            FlowFamily::Ipv4
+        } else {
+            FlowFamily::Ipv6
+        };
+        Self {
+            destination: Some(destination),
+            ..Self::new(family)
+        }
+    }
+
+    /// From `source` (type 2).
+    #[must_use]
+    pub fn from_source(mut self, source: IpNet) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Exactly this IP protocol (type 3).
+    #[must_use]
+    pub fn protocol(mut self, protocol: u8) -> Self {
+        self.protocols = vec![NumericTerm::eq(protocol.into())];
+        self
+    }
+
+    /// Exactly this destination port (type 5).
+    #[must_use]
+    pub fn destination_port(mut self, port: u16) -> Self {
+        self.destination_ports = vec![NumericTerm::eq(port.into())];
+        self
+    }
+
+    /// All of these TCP flags set (type 9, match bit).
+    #[must_use]
+    pub fn tcp_flags_set(mut self, bits: u8) -> Self {
+        self.tcp_flags = vec![BitmaskTerm {
+            and: false,
+            not: false,
+            match_all: true,
+            bits: bits.into(),
+        }];
+        self
+    }
+
+    /// An IP packet length within `low..=high` (type 10).
+    #[must_use]
+    pub fn packet_length(mut self, low: u16, high: u16) -> Self {
+        self.packet_lengths = if low == high {
+            vec![NumericTerm::eq(low.into())]
+        } else {
+            NumericTerm::range(low.into(), high.into()).to_vec()
+        };
+        self
+    }
 }
 
 /// What to do with matching traffic (RFC 8955 §7).
