@@ -73,6 +73,7 @@ fn the_app_gets_through_with_its_identity_and_every_other_client_is_refused_at_t
     every_other_client_is_refused_and_counted(&lab);
     oversized_requests_stop_at_the_proxy(&lab);
     a_stolen_certificate_cannot_flood_the_bank(&lab);
+    an_idle_connection_is_parked_and_carries_on(&lab);
 }
 
 /// Each bank's app reaches its own bank's origin, over transit, with its
@@ -332,18 +333,23 @@ fn oversized_requests_stop_at_the_proxy(lab: &Lab) {
 /// certificate, with a burst of one second's worth.
 const RATE_PER_CERTIFICATE: f64 = 20.0;
 
-/// One app certificate sending requests as fast as two connections can
-/// for a second: the bank sees the certificate's rate and burst, no more;
-/// the rest is answered 429 and counted.
-fn a_stolen_certificate_cannot_flood_the_bank(lab: &Lab) {
+/// bank-a's good app as the load generator plays it, from client-a.
+fn good_app(lab: &Lab) -> LoadTarget {
     let pki = lab.pki_dir();
-    let stolen = LoadTarget {
+    LoadTarget {
         address: SocketAddr::new(IpAddr::V4(BANK_A), 443),
         server_name: "api.bank-a.example".to_owned(),
         ca: pki.join("server-ca.pem"),
         certificate: pki.join("bank-a-client-good.pem"),
         key: pki.join("bank-a-client-good.key"),
-    };
+    }
+}
+
+/// One app certificate sending requests as fast as two connections can
+/// for a second: the bank sees the certificate's rate and burst, no more;
+/// the rest is answered 429 and counted.
+fn a_stolen_certificate_cannot_flood_the_bank(lab: &Lab) {
+    let stolen = good_app(lab);
     let before = arrived(lab, "/");
     let flood = LoadMode::Requests {
         connections: 2,
@@ -363,6 +369,69 @@ fn a_stolen_certificate_cannot_flood_the_bank(lab: &Lab) {
         .expect("metrics")
         .value("ixgate_proxy_rate_limited_total{service=\"bank-a\"}");
     assert_eq!(limited, Some(count(report.failed)), "every refusal counted");
+}
+
+/// Between requests an HTTP/1.1 connection gives hyper's buffers back
+/// (it is parked, holding only its TLS session); the app's next request
+/// on it is served as if nothing happened, with its identity.
+fn an_idle_connection_is_parked_and_carries_on(lab: &Lab) {
+    use std::io::{BufRead as _, Write as _};
+    let parked = |lab: &Lab| {
+        lab.metrics(NODE)
+            .map_err(|error| NotYet::Failed(error.to_string()))?
+            .value("ixgate_proxy_connections_parked")
+            .ok_or_else(|| NotYet::Failed("no parked gauge".into()))
+    };
+    let until_parked = |count: f64, what: &str| {
+        wait::until(Duration::from_secs(5), what, || match parked(lab)? {
+            now if (now - count).abs() < f64::EPSILON => Ok(()),
+            now => Err(NotYet::Pending(format!("{now} parked"))),
+        })
+        .expect("the parked count");
+    };
+    until_parked(0.0, "no connection parked before");
+    let before = origin_log(lab, "origin-a").len();
+    let app = good_app(lab);
+    let mut driver = lab
+        .load_command(CLIENT, &app, LoadMode::Paced { requests: 3 })
+        .expect("the load generator")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the load generator runs");
+    let mut stdin = driver.stdin.take().expect("its input");
+    let mut stdout = std::io::BufReader::new(driver.stdout.take().expect("its output"));
+    // One connection: the generator answers 0 if the proxy closed it.
+    for request in ["first", "second", "third"] {
+        writeln!(stdin, "{request}").expect("ask for a request");
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).expect("its answer");
+        assert_eq!(
+            answer.trim(),
+            "answered 200",
+            "the {request} request: {answer}"
+        );
+        // Between requests only the TLS session is held.
+        until_parked(
+            1.0,
+            &format!("the connection to park after the {request} answer"),
+        );
+    }
+    drop(stdin);
+    let mut report = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut report).expect("its report");
+    driver.wait().expect("the load generator ends");
+    until_parked(0.0, "the closed connection to leave the count");
+    let arrivals = origin_log(lab, "origin-a").split_off(before);
+    assert_eq!(arrivals.len(), 3, "three requests: {arrivals:?}; {report}");
+    for arrival in &arrivals {
+        assert!(
+            arrival
+                .header("client-cert")
+                .is_some_and(|cert| cert.len() > 100),
+            "every request carries the app's certificate: {arrival:?}"
+        );
+    }
 }
 
 /// A session of `client` (a stem of the test PKI) to bank-a's service,

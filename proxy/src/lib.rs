@@ -7,11 +7,14 @@
 //! - [`limits`]: per-certificate request rate, per-source connections;
 //! - [`upstream`]: pooled TLS to the origins over transit;
 //! - [`server`]: listeners, the handshake with the service chosen by SNI,
-//!   HTTP/1.1 and HTTP/2 forwarding, reload;
+//!   reload, health checks;
+//! - `exchange`: HTTP/1.1 and HTTP/2 forwarding of one verified
+//!   connection, parked between HTTP/1.1 requests;
 //! - [`metrics`]: what the proxy counts.
 //!
 //! HTTP/3 comes with its own issue.
 
+mod exchange;
 pub mod identity;
 pub mod limits;
 pub mod metrics;

@@ -45,6 +45,8 @@ type LatencyFamily = Family<ServiceLabel, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Registry,
     pub connections_active: Gauge,
+    /// HTTP/1.1 connections between requests, holding only their TLS.
+    pub connections_parked: Gauge,
     pub handshakes: Family<HandshakeLabels, Counter>,
     pub refusals: Family<RefusalLabels, Counter>,
     pub requests: Family<RequestLabels, Counter>,
@@ -66,6 +68,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("ixgate_proxy");
         let metrics = Self {
             connections_active: Gauge::default(),
+            connections_parked: Gauge::default(),
             handshakes: Family::default(),
             refusals: Family::default(),
             requests: Family::default(),
@@ -80,6 +83,11 @@ impl Default for Metrics {
             "connections_active",
             "Client connections open now",
             metrics.connections_active.clone(),
+        );
+        registry.register(
+            "connections_parked",
+            "HTTP/1.1 connections between requests, holding only their TLS session",
+            metrics.connections_parked.clone(),
         );
         registry.register(
             "handshakes",

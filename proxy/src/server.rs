@@ -4,19 +4,17 @@
 //! bank's origin.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use http_body_util::{BodyExt as _, Empty};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Uri};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ixgate_policy::Config;
 use ixgate_policy::files::{self, FileError};
 use ixgate_policy::node::{Limits, Service, Timeouts};
@@ -30,9 +28,10 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use prometheus_client::metrics::counter::Counter;
 
+use crate::exchange::{ClientTls, Exchange};
 use crate::identity::ClientIdentity;
 use crate::limits::{RequestRate, SourceConnections};
-use crate::metrics::{HandshakeLabels, Metrics, RequestLabels, ServiceLabel};
+use crate::metrics::{HandshakeLabels, Metrics, ServiceLabel};
 use crate::tls::{self, Refusal, TlsError, UNRECOGNIZED_NAME_ALERT};
 use crate::upstream::{OriginBody, Transit, Upstream, UpstreamError};
 
@@ -46,8 +45,6 @@ const HEALTH_PATH: &str = "/";
 pub const HEALTH_USER_AGENT: &str = "ixgate-health-check";
 /// Streams one HTTP/2 client may have open at once.
 const MAX_STREAMS: u32 = 100;
-/// After an idle connection is told to go (GOAWAY), how long it may take.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Listen backlog: SYN-proxied connections arrive complete.
 const BACKLOG: i32 = 4096;
 
@@ -66,15 +63,17 @@ pub enum ProxyError {
     },
 }
 
-/// One service as it runs: TLS, upstream and limits.
-struct RunningService {
-    name: String,
+/// One service as it runs: TLS, HTTP, upstream and limits.
+pub(crate) struct RunningService {
+    pub(crate) name: String,
     sni: Vec<String>,
     tls: Arc<ServerConfig>,
-    upstream: Upstream,
-    limits: Limits,
-    timeouts: Timeouts,
-    rate: Mutex<RequestRate>,
+    pub(crate) http1: hyper::server::conn::http1::Builder,
+    pub(crate) http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    pub(crate) upstream: Upstream,
+    pub(crate) limits: Limits,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) rate: Mutex<RequestRate>,
 }
 
 /// Everything a configuration says about the proxy, built as a whole
@@ -141,10 +140,31 @@ impl RunningService {
         transit: Transit,
         origin_connections: Counter,
     ) -> Result<Self, ProxyError> {
+        let limits = &service.limits;
+        let idle = service.timeouts.client_idle.duration();
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            // Slowloris: the head of each request, the first included,
+            // must arrive within this.
+            .header_read_timeout(idle.min(Duration::from_secs(10)))
+            .max_buf_size(
+                usize::try_from(limits.max_header_bytes)
+                    .unwrap_or(usize::MAX)
+                    .max(8192),
+            );
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(limits.max_header_bytes)
+            .max_concurrent_streams(MAX_STREAMS)
+            .keep_alive_interval(None);
         Ok(Self {
             name: service.name.to_string(),
             sni: service.sni.iter().map(ToString::to_string).collect(),
             tls: tls::server_config(service, ticket_keys)?,
+            http1,
+            http2,
             upstream: Upstream::new(service, transit, origin_connections)?,
             limits: service.limits.clone(),
             timeouts: service.timeouts.clone(),
@@ -157,7 +177,7 @@ impl RunningService {
         })
     }
 
-    fn label(&self) -> ServiceLabel {
+    pub(crate) fn label(&self) -> ServiceLabel {
         ServiceLabel {
             service: self.name.clone(),
         }
@@ -309,44 +329,37 @@ impl Proxy {
     async fn connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
         self.metrics.connections_active.inc();
         let _active = Active(&self.metrics);
-        let _ = tcp.set_nodelay(true);
-        let services = self.current();
-        let accepted_at = Instant::now();
-        let acceptor = LazyConfigAcceptor::new(Acceptor::default(), tcp);
-        let start =
-            match tokio::time::timeout_at(accepted_at + services.hello_timeout, acceptor).await {
-                Ok(Ok(start)) => start,
-                Ok(Err(error)) => return self.metrics.refused("", Refusal::of(&error)),
-                Err(_) => return self.metrics.refused("", Refusal::Timeout),
+        // Boxed: the handshake's state (at its largest two TLS sessions'
+        // worth) is freed once it is done, so an idle connection costs
+        // its session and little else.
+        let (serving, _slot) = {
+            let Some((tls, service, slot)) = Box::pin(self.handshake(tcp, peer)).await else {
+                return;
             };
-        let service = start
-            .client_hello()
-            .server_name()
-            .and_then(|sni| services.for_sni(sni))
-            .cloned();
-        let Some(service) = service else {
-            let mut io = start.io;
-            let _ = io.write_all(&UNRECOGNIZED_NAME_ALERT).await;
-            let _ = io.shutdown().await;
-            return self.metrics.refused("", Refusal::UnknownSni);
-        };
-        let Some(_slot) = self.open_slot(peer.ip(), service.limits.max_connections_per_source)
-        else {
-            return self.metrics.refused(&service.name, Refusal::SourceLimit);
-        };
-        let deadline = accepted_at + service.timeouts.handshake.duration();
-        let tls =
-            match tokio::time::timeout_at(deadline, start.into_stream(service.tls.clone())).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => return self.metrics.refused(&service.name, Refusal::of(&error)),
-                Err(_) => return self.metrics.refused(&service.name, Refusal::Timeout),
+            let Some(exchange) = self.verified(&tls, service, peer) else {
+                return;
             };
+            // The session moves into the boxed future: the task holds it
+            // nowhere else while the connection lives.
+            (exchange.serve(tls), slot)
+        };
+        serving.await;
+    }
+
+    /// The app's identity from the certificate the handshake verified;
+    /// the handshake counted, the source told to the firewall.
+    fn verified(
+        self: &Arc<Self>,
+        tls: &ClientTls,
+        service: Arc<RunningService>,
+        peer: SocketAddr,
+    ) -> Option<Arc<Exchange>> {
         let (_, session) = tls.get_ref();
         let Some(leaf) = session.peer_certificates().and_then(<[_]>::first) else {
             // Client authentication is mandatory: rustls already refused.
-            return self
-                .metrics
+            self.metrics
                 .refused(&service.name, Refusal::NoClientCertificate);
+            return None;
         };
         let identity = ClientIdentity::from_der(leaf.as_ref());
         let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
@@ -366,13 +379,56 @@ impl Proxy {
         {
             self.metrics.trusted_feed_dropped.inc();
         }
-        let exchange = Arc::new(Exchange {
+        Some(Arc::new(Exchange {
             proxy: self.clone(),
             service,
             identity,
             peer,
-        });
-        exchange.serve(TokioIo::new(tls)).await;
+        }))
+    }
+
+    /// The service chosen by SNI, a place in the per-source count and
+    /// the mutual-TLS handshake; `None` when refused (and counted).
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(ClientTls, Arc<RunningService>, SourceSlot<'_>)> {
+        let _ = tcp.set_nodelay(true);
+        let services = self.current();
+        let accepted_at = Instant::now();
+        let acceptor = LazyConfigAcceptor::new(Acceptor::default(), tcp);
+        let refused = |service: &str, refusal| {
+            self.metrics.refused(service, refusal);
+            None
+        };
+        let start =
+            match tokio::time::timeout_at(accepted_at + services.hello_timeout, acceptor).await {
+                Ok(Ok(start)) => start,
+                Ok(Err(error)) => return refused("", Refusal::of(&error)),
+                Err(_) => return refused("", Refusal::Timeout),
+            };
+        let service = start
+            .client_hello()
+            .server_name()
+            .and_then(|sni| services.for_sni(sni))
+            .cloned();
+        let Some(service) = service else {
+            let mut io = start.io;
+            let _ = io.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+            let _ = io.shutdown().await;
+            return refused("", Refusal::UnknownSni);
+        };
+        let Some(slot) = self.open_slot(peer.ip(), service.limits.max_connections_per_source)
+        else {
+            return refused(&service.name, Refusal::SourceLimit);
+        };
+        let deadline = accepted_at + service.timeouts.handshake.duration();
+        match tokio::time::timeout_at(deadline, start.into_stream(service.tls.clone())).await {
+            Ok(Ok(tls)) => Some((tls, service, slot)),
+            Ok(Err(error)) => refused(&service.name, Refusal::of(&error)),
+            Err(_) => refused(&service.name, Refusal::Timeout),
+        }
     }
 
     fn open_slot(&self, source: IpAddr, max: u32) -> Option<SourceSlot<'_>> {
@@ -459,233 +515,4 @@ fn empty() -> OriginBody {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed_unsync()
-}
-
-fn answer(status: StatusCode, text: &'static str) -> Response<OriginBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from_static(text.as_bytes()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-/// Headers of one hop only (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
-        .collect();
-    for name in HOP_BY_HOP.iter().chain(&named) {
-        headers.remove(name);
-    }
-}
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-
-/// One verified client connection and what its requests need.
-struct Exchange {
-    proxy: Arc<Proxy>,
-    service: Arc<RunningService>,
-    identity: ClientIdentity,
-    peer: SocketAddr,
-}
-
-impl Exchange {
-    async fn serve<I>(self: Arc<Self>, io: TokioIo<I>)
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let limits = &self.service.limits;
-        let idle = self.service.timeouts.client_idle.duration();
-        let activity = Arc::new(AtomicU64::new(0));
-        let epoch = Instant::now();
-        let io = crate::watch::Watched::new(io, activity.clone(), epoch);
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            // Slowloris: the head of each request, the first included,
-            // must arrive within this.
-            .header_read_timeout(idle.min(Duration::from_secs(10)))
-            .max_buf_size(
-                usize::try_from(limits.max_header_bytes)
-                    .unwrap_or(usize::MAX)
-                    .max(8192),
-            );
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(limits.max_header_bytes)
-            .max_concurrent_streams(MAX_STREAMS)
-            .keep_alive_interval(None);
-        let exchange = self.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let exchange = exchange.clone();
-            async move { Ok::<_, Infallible>(exchange.forward(request).await) }
-        });
-        let connection = builder.serve_connection(io, service);
-        let mut connection = std::pin::pin!(connection);
-        // Our own idle watchdog: hyper has none for HTTP/2.
-        let mut told_to_go = None;
-        loop {
-            let last = Duration::from_millis(activity.load(Ordering::Relaxed));
-            let wake = match told_to_go {
-                Some(at) => at + CLOSE_GRACE,
-                None => epoch + last + idle,
-            };
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                () = tokio::time::sleep_until(wake) => {
-                    if told_to_go.is_some() {
-                        return;
-                    }
-                    let last = Duration::from_millis(activity.load(Ordering::Relaxed));
-                    if Instant::now() >= epoch + last + idle {
-                        connection.as_mut().graceful_shutdown();
-                        told_to_go = Some(Instant::now());
-                    }
-                }
-            }
-        }
-    }
-
-    async fn forward(&self, request: Request<Incoming>) -> Response<OriginBody> {
-        let protocol = match request.version() {
-            Version::HTTP_2 => "h2",
-            _ => "h1",
-        };
-        let response = self.forward_inner(request).await;
-        self.proxy
-            .metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                service: self.service.name.clone(),
-                protocol: protocol.to_owned(),
-                status: response.status().as_u16(),
-            })
-            .inc();
-        response
-    }
-
-    async fn forward_inner(&self, request: Request<Incoming>) -> Response<OriginBody> {
-        let service = &self.service;
-        let metrics = &self.proxy.metrics;
-        let admitted = service
-            .rate
-            .lock()
-            .is_ok_and(|mut rate| rate.admit(self.identity.fingerprint, std::time::Instant::now()));
-        if !admitted {
-            metrics.rate_limited.get_or_create(&service.label()).inc();
-            let mut response = answer(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
-        let max_body = service.limits.max_body_bytes;
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > max_body) {
-            return answer(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
-        }
-        let Some(origin) = service.upstream.pick() else {
-            return answer(StatusCode::SERVICE_UNAVAILABLE, "origin unavailable\n");
-        };
-        let (mut parts, body) = request.into_parts();
-        let authority = parts
-            .uri
-            .authority()
-            .map(|authority| authority.as_str().to_owned())
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|host| host.to_str().ok())
-                    .map(str::to_owned)
-            });
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |path| path.as_str())
-            .to_owned();
-        let Ok(uri) = format!("{}{path}", origin.base).parse::<Uri>() else {
-            return answer(StatusCode::BAD_REQUEST, "bad request target\n");
-        };
-        parts.uri = uri;
-        parts.version = Version::HTTP_11;
-        strip_hop_by_hop(&mut parts.headers);
-        self.identity.apply(&mut parts.headers);
-        if let Some(host) = authority.and_then(|host| HeaderValue::from_str(&host).ok()) {
-            parts.headers.insert(header::HOST, host);
-        }
-        if let Ok(peer) = HeaderValue::from_str(&self.peer.ip().to_string()) {
-            parts.headers.insert(X_FORWARDED_FOR, peer);
-        }
-        parts
-            .headers
-            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        let usize_max = usize::try_from(max_body).unwrap_or(usize::MAX);
-        let body = Limited::new(body, usize_max).boxed_unsync();
-        let upstream_request = Request::from_parts(parts, body);
-        let sent = Instant::now();
-        let result = tokio::time::timeout(
-            service.upstream.response_timeout,
-            service.upstream.client.request(upstream_request),
-        )
-        .await;
-        match result {
-            Ok(Ok(response)) => {
-                metrics
-                    .origin_latency
-                    .get_or_create(&service.label())
-                    .observe(sent.elapsed().as_secs_f64());
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                let body = body.map_err(Into::into).boxed_unsync();
-                Response::from_parts(parts, body)
-            }
-            Ok(Err(error)) => {
-                if is_body_too_large(&error) {
-                    answer(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
-                } else {
-                    answer(StatusCode::BAD_GATEWAY, "origin unreachable\n")
-                }
-            }
-            Err(_) => answer(StatusCode::GATEWAY_TIMEOUT, "origin timed out\n"),
-        }
-    }
-}
-
-fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(error) = source {
-        if error.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }

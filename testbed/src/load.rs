@@ -76,6 +76,7 @@ impl LoadTarget {
                 duration,
             } => ("requests", 1, connections, duration),
             LoadMode::Idle { connections } => ("idle", connections, 1, Duration::ZERO),
+            LoadMode::Paced { requests } => ("paced", requests, 1, Duration::ZERO),
         };
         args.extend([
             "--mode".to_owned(),
@@ -109,6 +110,11 @@ pub enum LoadMode {
     /// `connections` connections, each after one request held open until
     /// standard input closes; `ready` and the report are printed before.
     Idle { connections: u64 },
+    /// `requests` requests on one keep-alive connection, each sent after
+    /// a line on standard input, `answered STATUS` printed after each
+    /// (`answered 0`: the connection failed), then held until standard
+    /// input closes: whoever drives it looks at the proxy in between.
+    Paced { requests: u64 },
 }
 
 /// What a load run got.
@@ -258,6 +264,7 @@ pub fn run(target: LoadTarget, mode: LoadMode) -> Result<LoadReport, LoadError> 
                 duration,
             } => requests(client, connections, duration).await,
             LoadMode::Idle { connections } => idle(client, connections).await,
+            LoadMode::Paced { requests } => paced(client, requests).await,
         }
     }))
 }
@@ -361,4 +368,29 @@ async fn idle(client: Arc<Client>, connections: u64) -> LoadReport {
     while let Ok(Some(_)) = lines.next_line().await {}
     drop(held);
     report
+}
+
+async fn paced(client: Arc<Client>, requests: u64) -> LoadReport {
+    let tally = Tally::default();
+    let started = Instant::now();
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut connection = client.connect().await;
+    for _ in 0..requests {
+        if !matches!(lines.next_line().await, Ok(Some(_))) {
+            break;
+        }
+        let status = match connection.as_mut() {
+            Some((sender, _)) => client.get(sender).await,
+            None => None,
+        };
+        tally.count(status);
+        println!("answered {}", status.unwrap_or(0));
+        if status.is_none() {
+            connection = None;
+        }
+    }
+    // Held until standard input closes.
+    while let Ok(Some(_)) = lines.next_line().await {}
+    drop(connection);
+    tally.report(started.elapsed(), &[])
 }

@@ -131,6 +131,9 @@ enum LoadKind {
     Requests,
     /// `count` idle connections held until standard input closes.
     Idle,
+    /// `count` requests on one connection, each after a line on standard
+    /// input; `answered STATUS` printed after each.
+    Paced,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -407,6 +410,7 @@ fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             duration: Duration::from_millis(duration_ms),
         },
         LoadKind::Idle => LoadMode::Idle { connections: count },
+        LoadKind::Paced => LoadMode::Paced { requests: count },
     };
     let target = LoadTarget {
         address: connect,
