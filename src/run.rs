@@ -52,6 +52,8 @@ pub enum RunError {
 const GRACEFUL_SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 /// How long withdrawals get to leave before the sessions close.
 const WITHDRAW_WAIT: Duration = Duration::from_secs(2);
+/// How long the apps' connections get to finish after the withdrawal.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
 /// ConnectRetryTime: short, since a telco router that restarts should see
 /// its sessions back quickly.
 const CONNECT_RETRY: Duration = Duration::from_secs(5);
@@ -456,7 +458,8 @@ fn speaker_config(config: &Config) -> Result<SpeakerConfig, RunError> {
 }
 
 /// Runs the appliance from the configuration in `dir` until SIGTERM or
-/// SIGINT, then shuts down in order: GRACEFUL_SHUTDOWN, withdraw, close.
+/// SIGINT, then shuts down in order: GRACEFUL_SHUTDOWN, withdraw, drain
+/// the apps' connections, close the sessions, remove routing and tables.
 /// The whole configuration in `dir`, or every error in it.
 fn load(dir: &Path) -> Result<Config, RunError> {
     ixgate_policy::load(dir).map_err(|error| match error {
@@ -575,7 +578,8 @@ pub fn proxy_only(dir: &Path) -> Result<(), RunError> {
 const TRUSTED_FEED: usize = 4096;
 
 /// Runs the appliance from the configuration in `dir` until SIGTERM or
-/// SIGINT, then shuts down in order: GRACEFUL_SHUTDOWN, withdraw, close.
+/// SIGINT, then shuts down in order: GRACEFUL_SHUTDOWN, withdraw, drain
+/// the apps' connections, close the sessions, remove routing and tables.
 pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> {
     let config = load(dir)?;
     let socket = control_socket.unwrap_or_else(|| config.node.management.control_socket.clone());
@@ -645,6 +649,15 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
             state.source_blackholes.clear();
         });
         appliance.withdrawn(WITHDRAW_WAIT).await;
+        // Nothing new comes now: the apps' connections finish what they
+        // carry and close (HTTP/1.1 after its answer, HTTP/2 by GOAWAY).
+        let left = appliance.proxy.drain(DRAIN_WAIT).await;
+        let record = serde_json::json!({
+            "event": "proxy_drained",
+            "at_unix_ms": crate::firewall::unix_millis(),
+            "connections_left": left,
+        });
+        println!("{record}");
         appliance.speaker.stop();
         tokio::time::sleep(Duration::from_millis(200)).await;
         if let Err(error) = routing.stop().await {

@@ -375,53 +375,17 @@ fn a_stolen_certificate_cannot_flood_the_bank(lab: &Lab) {
 /// (it is parked, holding only its TLS session); the app's next request
 /// on it is served as if nothing happened, with its identity.
 fn an_idle_connection_is_parked_and_carries_on(lab: &Lab) {
-    use std::io::{BufRead as _, Write as _};
-    let parked = |lab: &Lab| {
-        lab.metrics(NODE)
-            .map_err(|error| NotYet::Failed(error.to_string()))?
-            .value("ixgate_proxy_connections_parked")
-            .ok_or_else(|| NotYet::Failed("no parked gauge".into()))
-    };
-    let until_parked = |count: f64, what: &str| {
-        wait::until(Duration::from_secs(5), what, || match parked(lab)? {
-            now if (now - count).abs() < f64::EPSILON => Ok(()),
-            now => Err(NotYet::Pending(format!("{now} parked"))),
-        })
-        .expect("the parked count");
-    };
-    until_parked(0.0, "no connection parked before");
+    until_parked(lab, 0.0, "no connection parked before");
     let before = origin_log(lab, "origin-a").len();
-    let app = good_app(lab);
-    let mut driver = lab
-        .load_command(CLIENT, &app, LoadMode::Paced { requests: 3 })
-        .expect("the load generator")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("the load generator runs");
-    let mut stdin = driver.stdin.take().expect("its input");
-    let mut stdout = std::io::BufReader::new(driver.stdout.take().expect("its output"));
+    let mut app = PacedApp::start(lab, 3);
     // One connection: the generator answers 0 if the proxy closed it.
     for request in ["first", "second", "third"] {
-        writeln!(stdin, "{request}").expect("ask for a request");
-        let mut answer = String::new();
-        stdout.read_line(&mut answer).expect("its answer");
-        assert_eq!(
-            answer.trim(),
-            "answered 200",
-            "the {request} request: {answer}"
-        );
+        assert_eq!(app.request(), "answered 200", "the {request} request");
         // Between requests only the TLS session is held.
-        until_parked(
-            1.0,
-            &format!("the connection to park after the {request} answer"),
-        );
+        until_parked(lab, 1.0, "the connection to park after its answer");
     }
-    drop(stdin);
-    let mut report = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut report).expect("its report");
-    driver.wait().expect("the load generator ends");
-    until_parked(0.0, "the closed connection to leave the count");
+    let report = app.finish();
+    until_parked(lab, 0.0, "the closed connection to leave the count");
     let arrivals = origin_log(lab, "origin-a").split_off(before);
     assert_eq!(arrivals.len(), 3, "three requests: {arrivals:?}; {report}");
     for arrival in &arrivals {
@@ -432,6 +396,113 @@ fn an_idle_connection_is_parked_and_carries_on(lab: &Lab) {
             "every request carries the app's certificate: {arrival:?}"
         );
     }
+}
+
+/// Waits until `count` connections of node-1 are parked.
+fn until_parked(lab: &Lab, count: f64, what: &str) {
+    wait::until(Duration::from_secs(5), what, || {
+        let parked = lab
+            .metrics(NODE)
+            .map_err(|error| NotYet::Failed(error.to_string()))?
+            .value("ixgate_proxy_connections_parked")
+            .ok_or_else(|| NotYet::Failed("no parked gauge".into()))?;
+        if (parked - count).abs() < f64::EPSILON {
+            Ok(())
+        } else {
+            Err(NotYet::Pending(format!("{parked} parked")))
+        }
+    })
+    .expect("the parked count");
+}
+
+/// bank-a's good app on one keep-alive connection from client-a, each
+/// request made when the test says.
+struct PacedApp {
+    driver: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PacedApp {
+    fn start(lab: &Lab, requests: u64) -> Self {
+        let mut driver = lab
+            .load_command(CLIENT, &good_app(lab), LoadMode::Paced { requests })
+            .expect("the load generator")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the load generator runs");
+        let stdin = driver.stdin.take().expect("its input");
+        let stdout = std::io::BufReader::new(driver.stdout.take().expect("its output"));
+        Self {
+            driver,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// The next request: `answered STATUS` (0: the connection failed).
+    fn request(&mut self) -> String {
+        use std::io::{BufRead as _, Write as _};
+        writeln!(self.stdin, "go").expect("ask for a request");
+        let mut answer = String::new();
+        self.stdout.read_line(&mut answer).expect("its answer");
+        answer.trim().to_owned()
+    }
+
+    /// Closes the connection; the generator's report.
+    fn finish(self) -> String {
+        let Self {
+            mut driver,
+            stdin,
+            mut stdout,
+        } = self;
+        drop(stdin);
+        let mut report = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut report).expect("its report");
+        driver.wait().expect("the load generator ends");
+        report
+    }
+}
+
+#[test]
+fn sigterm_serves_through_the_graceful_shutdown_then_drains_the_apps_connections() {
+    let _one = ONE_LAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lab = lab();
+    let mut app = PacedApp::start(&lab, 3);
+    assert_eq!(app.request(), "answered 200", "before the shutdown");
+    until_parked(&lab, 1.0, "the connection to park");
+    lab.terminate_appliance(NODE).expect("SIGTERM");
+    // While the telcos are told to move away (RFC 8326), the node serves.
+    assert_eq!(app.request(), "answered 200", "during GRACEFUL_SHUTDOWN");
+    // After the withdrawal the proxy closes the idle connection and the
+    // appliance goes.
+    let log = lab.run_dir().join(NODE).join("ixgate.out");
+    let drained = wait::until(Duration::from_secs(15), "the drain", || {
+        let text = std::fs::read_to_string(&log).map_err(|e| NotYet::Failed(e.to_string()))?;
+        text.lines()
+            .find(|line| line.contains("\"proxy_drained\""))
+            .map(str::to_owned)
+            .ok_or_else(|| NotYet::Pending("not yet".into()))
+    })
+    .expect("the proxy drained");
+    assert!(
+        drained.contains("\"connections_left\":0"),
+        "every connection closed: {drained}"
+    );
+    assert_eq!(app.request(), "answered 0", "the connection was closed");
+    wait::until(
+        Duration::from_secs(10),
+        "the appliance to exit",
+        || match lab.appliance_pid(NODE) {
+            Ok(pid) => Err(NotYet::Pending(format!("pid {pid} still runs"))),
+            Err(_) => Ok(()),
+        },
+    )
+    .expect("the appliance exits");
+    app.finish();
 }
 
 /// A session of `client` (a stem of the test PKI) to bank-a's service,

@@ -31,7 +31,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::identity::ClientIdentity;
 use crate::metrics::RequestLabels;
-use crate::server::{Proxy, RunningService};
+use crate::server::{Proxy, RunningService, drain_begins};
 use crate::upstream::OriginBody;
 use crate::watch::{Activity, InFlight, Watched};
 
@@ -128,6 +128,7 @@ impl Exchange {
     async fn serve_http1(self: Arc<Self>, mut tls: ClientTls) {
         let idle = self.service.timeouts.client_idle.duration();
         let activity = Activity::new();
+        let mut draining = self.proxy.drain_signal();
         let mut unread = Bytes::new();
         loop {
             activity.restart();
@@ -145,6 +146,10 @@ impl Exchange {
                 };
                 tokio::select! {
                     ended = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => break ended,
+                    () = drain_begins(&mut draining), if closing_since.is_none() => {
+                        Pin::new(&mut *connection).graceful_shutdown();
+                        closing_since = Some(Instant::now());
+                    }
                     () = activity.waiting(), if closing_since.is_none() && !parking => {
                         if activity.is_waiting() {
                             Pin::new(&mut *connection).graceful_shutdown();
@@ -184,7 +189,12 @@ impl Exchange {
                 loop {
                     tokio::select! {
                         ready = tls.get_ref().0.readable() => if ready.is_err() { return },
+                        // Idle, or the node shuts down: close_notify, then go.
                         () = tokio::time::sleep_until(activity.last_moved() + idle) => {
+                            let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
+                            return;
+                        }
+                        () = drain_begins(&mut draining) => {
                             let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
                             return;
                         }
@@ -211,6 +221,7 @@ impl Exchange {
         let mut connection = std::pin::pin!(connection);
         // Our own idle watchdog: hyper has none for HTTP/2.
         let mut told_to_go = None;
+        let mut draining = self.proxy.drain_signal();
         loop {
             let wake = match told_to_go {
                 Some(at) => at + CLOSE_GRACE,
@@ -218,6 +229,10 @@ impl Exchange {
             };
             tokio::select! {
                 _ = connection.as_mut() => return,
+                () = drain_begins(&mut draining), if told_to_go.is_none() => {
+                    connection.as_mut().graceful_shutdown();
+                    told_to_go = Some(Instant::now());
+                }
                 () = tokio::time::sleep_until(wake) => {
                     if told_to_go.is_some() {
                         return;

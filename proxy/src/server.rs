@@ -45,6 +45,17 @@ const HEALTH_PATH: &str = "/";
 pub const HEALTH_USER_AGENT: &str = "ixgate-health-check";
 /// Streams one HTTP/2 client may have open at once.
 const MAX_STREAMS: u32 = 100;
+/// Resolves once the proxy drains (at once if it already does).
+pub(crate) async fn drain_begins(draining: &mut tokio::sync::watch::Receiver<bool>) {
+    let already = *draining.borrow_and_update();
+    if !already {
+        // An error is the proxy gone: nothing left to serve for either.
+        let _ = draining.changed().await;
+    }
+}
+
+/// How often a drain looks whether connections are left.
+const DRAIN_CHECK: Duration = Duration::from_millis(50);
 /// Listen backlog: SYN-proxied connections arrive complete.
 const BACKLOG: i32 = 4096;
 
@@ -201,6 +212,9 @@ pub struct Proxy {
     sources: Mutex<SourceConnections>,
     /// Sources that completed mutual TLS, for the firewall's trusted set.
     trusted: Option<mpsc::Sender<IpAddr>>,
+    /// `true` once the node shuts down: listeners close, connections
+    /// finish what they carry and go.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -245,6 +259,7 @@ impl Proxy {
             metrics,
             sources: Mutex::new(SourceConnections::default()),
             trusted,
+            draining: tokio::sync::watch::Sender::new(false),
         }))
     }
 
@@ -314,14 +329,41 @@ impl Proxy {
     }
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let mut draining = self.drain_signal();
         loop {
-            match listener.accept().await {
-                Ok((tcp, peer)) => {
-                    tokio::spawn(self.clone().connection(tcp, peer));
-                }
-                // Out of descriptors or memory: give the connections that
-                // hold them a moment to finish.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        tokio::spawn(self.clone().connection(tcp, peer));
+                    }
+                    // Out of descriptors or memory: give the connections
+                    // that hold them a moment to finish.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                },
+                // The listener closes with the loop.
+                () = drain_begins(&mut draining) => return,
+            }
+        }
+    }
+
+    /// Follows the shutdown: `true` once [`Self::drain`] began.
+    pub(crate) fn drain_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.draining.subscribe()
+    }
+
+    /// Closes the listeners and asks every connection to finish: an idle
+    /// HTTP/1.1 one closes at once, one with a request in flight after its
+    /// answer (`Connection: close`), HTTP/2 ones by GOAWAY. Waits until
+    /// none is left or `within` has passed; returns how many were left.
+    pub async fn drain(&self, within: Duration) -> i64 {
+        self.draining.send_replace(true);
+        let deadline = Instant::now() + within;
+        let mut check = tokio::time::interval(DRAIN_CHECK);
+        loop {
+            check.tick().await;
+            let open = self.metrics.connections_active.get();
+            if open == 0 || Instant::now() >= deadline {
+                return open;
             }
         }
     }
