@@ -255,7 +255,9 @@ fn print_costs(floods: &[(&str, Cost, Cost)]) {
 
 fn main() -> Result<(), Error> {
     let ticks_per_second = clock_ticks_per_second()?;
-    let lab = example::serving_client_a()?;
+    // The firewall alone: a flat-out flood through telco-a would
+    // otherwise withdraw node-1 from telco-a and send client-a to node-2.
+    let lab = example::serving_client_a_without_flood_withdrawal()?;
 
     // With the ixgate ruleset: client-a unknown, then trusted.
     let unknown = legit_during_flood(&lab)?;

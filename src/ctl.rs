@@ -174,6 +174,15 @@ pub fn mitigations(data: &Value) -> String {
             _ => String::new(),
         }
     );
+    if let Some(telcos) = data["withdrawn_telcos"].as_array()
+        && !telcos.is_empty()
+    {
+        let _ = writeln!(
+            out,
+            "withdrawn from {} by the controller (a flood spent its link's share)",
+            text(&data["withdrawn_telcos"])
+        );
+    }
     let mut rules = Table::new(&["KIND", "RULE"]);
     let mut active = 0;
     for flow in data["flows"].as_array().into_iter().flatten() {

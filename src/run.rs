@@ -1,9 +1,9 @@
-//! `ixgate run`: the appliance process. Today it runs the firewall, the
-//! BGP speaker from the configuration, the mTLS proxy, the metrics
-//! endpoint and the control socket; policy routing joins it with its
-//! issue.
+//! `ixgate run`: the appliance process: the firewall, policy routing, the
+//! BGP speaker from the configuration, the mTLS proxy, the controller,
+//! the metrics endpoint and the control socket.
 
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ixgate_bgp::export::{Originate, routes_for};
 use ixgate_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
 use ixgate_bgp::wire::{Family, FlowAction, FlowMatch, FlowRule};
+use ixgate_policy::types::Name;
 use ixgate_policy::{Config, Drained};
 use ixgate_proxy::{HTTPS_PORT, Proxy};
 
@@ -76,13 +77,16 @@ struct State {
     /// The whole node is drained.
     drained: bool,
     /// Telcos drained one by one.
-    drained_telcos: std::collections::BTreeSet<ixgate_policy::types::Name>,
+    drained_telcos: BTreeSet<Name>,
     graceful_shutdown: bool,
     flows: Vec<FlowSpec>,
     blackholes: Vec<ipnet::IpNet>,
     source_blackholes: Vec<ipnet::IpNet>,
     /// The controller withdrew the prefixes (health, link).
     withdrawn_by_controller: bool,
+    /// Telcos the controller withdrew the prefixes from (their link's
+    /// share spent by a flood).
+    withdrawn_telcos: BTreeSet<Name>,
     /// The controller's last decisions, oldest first.
     decisions: std::collections::VecDeque<serde_json::Value>,
     decisions_total: u64,
@@ -93,6 +97,8 @@ type PeerValue = fn(&ixgate_bgp::speaker::PeerStatus) -> u64;
 
 /// Decisions kept for `show mitigations`.
 const DECISIONS_KEPT: usize = 200;
+/// How often the telcos' routers are looked up among the neighbours.
+const NEIGHBOUR_CHECK: Duration = Duration::from_secs(1);
 /// How often the controller's timers and the proxy's health are looked at.
 const CONTROL_TICK: Duration = Duration::from_millis(100);
 
@@ -103,7 +109,13 @@ impl Appliance {
         let drained = if state.drained || state.withdrawn_by_controller {
             Drained::All
         } else {
-            Drained::Telcos(state.drained_telcos.clone())
+            Drained::Telcos(
+                state
+                    .drained_telcos
+                    .union(&state.withdrawn_telcos)
+                    .cloned()
+                    .collect(),
+            )
         };
         let plan = ixgate_policy::plan(&self.config, &drained);
         let originate = Originate {
@@ -236,6 +248,12 @@ impl Appliance {
                 }
                 Intent::WithdrawAll => state.withdrawn_by_controller = true,
                 Intent::AnnounceAll => state.withdrawn_by_controller = false,
+                Intent::WithdrawFrom(telco) => {
+                    state.withdrawn_telcos.insert(telco.clone());
+                }
+                Intent::AnnounceTo(telco) => {
+                    state.withdrawn_telcos.remove(telco);
+                }
             }
             let record = serde_json::json!({
                 "event": "decision",
@@ -276,6 +294,7 @@ impl Appliance {
                     "drained": state.drained,
                     "drained_telcos": state.drained_telcos,
                     "withdrawn_by_controller": state.withdrawn_by_controller,
+                    "withdrawn_telcos": state.withdrawn_telcos,
                     "flows": state.flows,
                     "blackholes": state.blackholes,
                     "source_blackholes": state.source_blackholes,
@@ -510,12 +529,25 @@ async fn control_loop(
     mut links: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
 ) {
     let mut ticker = tokio::time::interval(CONTROL_TICK);
+    let mut neighbours = tokio::time::interval(NEIGHBOUR_CHECK);
+    let kernel = ixgate_netlink::kernel::Kernel::connect();
+    let mut routers = BTreeMap::new();
     let mut healthy = true;
     loop {
         let decisions = tokio::select! {
             Some(event) = floods.recv() => controller.handle(Instant::now(), &Event::Flood(event)),
             Some(link) = links.recv() => {
                 controller.handle(Instant::now(), &Event::AnycastLink { up: link.up })
+            }
+            _ = neighbours.tick() => {
+                let Ok(kernel) = &kernel else { continue };
+                let Ok(found) = kernel.neighbours().await else { continue };
+                let now = telco_routers(&appliance.config, &found);
+                if now == routers {
+                    continue;
+                }
+                routers = now;
+                controller.handle(Instant::now(), &Event::Routers(routers.clone()))
             }
             _ = ticker.tick() => {
                 let now = Instant::now();
@@ -532,6 +564,27 @@ async fn control_loop(
             appliance.decide(decisions);
         }
     }
+}
+
+/// Each telco's router on the peering LAN by its link-layer address, from
+/// the neighbours the kernel resolved (the BGP sessions keep them fresh).
+fn telco_routers(
+    config: &Config,
+    neighbours: &BTreeMap<IpAddr, [u8; 6]>,
+) -> BTreeMap<[u8; 6], Name> {
+    let mut routers = BTreeMap::new();
+    for telco in &config.telcos {
+        let addresses = [
+            telco.neighbor_v4.map(IpAddr::V4),
+            telco.neighbor_v6.map(IpAddr::V6),
+        ];
+        for address in addresses.into_iter().flatten() {
+            if let Some(link) = neighbours.get(&address) {
+                routers.insert(*link, telco.name.clone());
+            }
+        }
+    }
+    routers
 }
 
 /// The proxy's listeners: every service address, port 443.

@@ -16,6 +16,9 @@ use ixgate_testbed::flood::{Flood, FloodKind, FloodRate};
 use ixgate_testbed::routers::{Family, FlowRoute};
 use ixgate_testbed::wait::{self, NotYet};
 
+/// One lab at a time: the 2 cores are for one lab's routers and floods.
+static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const NODE: &str = "node-1";
 const SERVICE: Ipv4Addr = example::BANK_A;
 /// The lab's thresholds (examples/lab/node-1): SYN enter 5 000 pps; the
@@ -48,8 +51,37 @@ fn holds_rule(lab: &Lab, telco: &str) -> Result<bool, NotYet> {
     Ok(rules.iter().any(|rule| rule.matches(&expected_rule())))
 }
 
+/// Waits up to `within` until `holds` answers `want`.
+fn until_it_is(
+    within: Duration,
+    what: &str,
+    want: bool,
+    holds: impl Fn() -> Result<bool, NotYet>,
+) -> Result<(), ixgate_testbed::LabError> {
+    wait::until(within, what, || {
+        if holds()? == want {
+            Ok(())
+        } else {
+            Err(NotYet::Pending(format!("not yet {want}")))
+        }
+    })
+}
+
+/// The controller's decisions as `show mitigations` lists them.
+fn listed(lab: &Lab) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let mitigations = lab.ctl(NODE, &["show", "mitigations"]).expect("ctl");
+    let decisions = mitigations["decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    (mitigations, decisions)
+}
+
 #[test]
 fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the_hold_down() {
+    let _one = ONE_LAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let lab = example::serving_client_a().expect("the lab serves client-a");
     assert!(
         !holds_rule(&lab, "telco-a").expect("query"),
@@ -79,20 +111,12 @@ fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the
     let report = report.expect("the flood ran");
     let rule_after = rule_after.expect("telco-a holds the rule during the flood");
     println!("{report:?}; rule at telco-a {rule_after:?} after the flood's start");
-    wait::until(Duration::from_secs(2), "the rule at telco-b", || {
-        if holds_rule(&lab, "telco-b")? {
-            Ok(())
-        } else {
-            Err(NotYet::Pending("not yet".into()))
-        }
+    until_it_is(Duration::from_secs(2), "the rule at telco-b", true, || {
+        holds_rule(&lab, "telco-b")
     })
     .expect("telco-b (FRR) holds it too");
 
-    let mitigations = lab.ctl(NODE, &["show", "mitigations"]).expect("ctl");
-    let decisions = mitigations["decisions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let (mitigations, decisions) = listed(&lab);
     assert!(
         decisions.iter().any(|decision| {
             decision["intent"]
@@ -139,4 +163,87 @@ fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the
         "withdrawn {gone:?} after the flood: before the hold-down"
     );
     println!("rule withdrawn {gone:?} after the flood stopped");
+}
+
+/// Whether `telco` holds node-1's route to the anycast prefix now.
+fn holds_node_1_route(lab: &Lab, telco: &str) -> Result<bool, NotYet> {
+    let routes = lab
+        .router(telco)
+        .map_err(|error| NotYet::Failed(error.to_string()))?
+        .unicast_routes(Family::Ipv4)
+        .map_err(|error| NotYet::Pending(error.to_string()))?;
+    Ok(routes.iter().any(|route| {
+        route.prefix.to_string() == "192.0.2.0/24" && route.from.to_string() == NODE_1_PEERING
+    }))
+}
+
+/// node-1's address on the peering LAN, where the telcos see its routes.
+const NODE_1_PEERING: &str = "198.51.100.11";
+
+#[test]
+fn a_flood_spending_telco_as_share_withdraws_node_1_from_telco_a_alone_and_comes_back() {
+    let _one = ONE_LAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lab = example::serving_client_a().expect("the lab serves client-a");
+    for telco in ["telco-a", "telco-b"] {
+        until_it_is(Duration::from_secs(10), "node-1's route", true, || {
+            holds_node_1_route(&lab, telco)
+        })
+        .unwrap_or_else(|error| panic!("{telco} has node-1's route before: {error}"));
+    }
+    // Flat out through telco-a, far above its 30 000 pps share
+    // (examples/lab/telcos/telco-a.toml); bounded in packets and time.
+    let flood = Flood::new(
+        FloodKind::Syn { port: 443 },
+        SERVICE,
+        400_000,
+        Duration::from_secs(2),
+    )
+    .rate(FloodRate::FlatOut);
+    let withdrawn = std::thread::scope(|scope| {
+        let flooding = scope.spawn(|| lab.flood("attacker", &flood));
+        let withdrawn = until_it_is(
+            Duration::from_secs(5),
+            "node-1 gone from telco-a",
+            false,
+            || holds_node_1_route(&lab, "telco-a"),
+        );
+        // telco-b was not flooded through: it keeps node-1.
+        let kept = holds_node_1_route(&lab, "telco-b");
+        let report = flooding.join().expect("the flood thread");
+        (withdrawn, kept, report)
+    });
+    let (gone, kept, report) = withdrawn;
+    let report = report.expect("the flood ran");
+    gone.expect("node-1 withdrew from telco-a");
+    assert!(
+        kept.expect("query telco-b"),
+        "telco-b keeps node-1's route: {report:?}"
+    );
+    let (mitigations, decisions) = listed(&lab);
+    assert!(
+        decisions.iter().any(|decision| {
+            decision["intent"] == "withdraw the anycast prefixes from telco-a"
+                && decision["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("floods through telco-a at"))
+        }),
+        "the withdrawal and its reason are listed: {mitigations:#}"
+    );
+    // Once the flood's mitigation has served its minimum and hold-down
+    // (3 s and 5 s in the lab), node-1 is back at telco-a.
+    until_it_is(
+        Duration::from_secs(30),
+        "node-1 back at telco-a",
+        true,
+        || holds_node_1_route(&lab, "telco-a"),
+    )
+    .expect("announced to telco-a again");
+    let (mitigations, _) = listed(&lab);
+    assert_eq!(
+        mitigations["withdrawn_telcos"],
+        serde_json::json!([]),
+        "{mitigations:#}"
+    );
 }

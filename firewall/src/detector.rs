@@ -108,9 +108,15 @@ pub struct CounterReading {
     pub bytes: u64,
 }
 
+/// An Ethernet address: on the peering LAN, the router that handed a
+/// packet to this node, so which telco it came through.
+pub type LinkAddress = [u8; 6];
+
 /// The headers of one sampled packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketSample {
+    /// The link-layer source, when the sampler saw one.
+    pub via: Option<LinkAddress>,
     pub source: IpAddr,
     pub destination: IpAddr,
     pub protocol: u8,
@@ -142,6 +148,10 @@ pub struct Flood {
     pub pps: f64,
     pub bps: f64,
     pub signature: Signature,
+    /// Which router handed the flood's sampled packets to us, and the
+    /// share of them each did (largest first; samples without a link
+    /// address count for none).
+    pub via: Vec<(LinkAddress, f64)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -256,12 +266,13 @@ impl Detector {
                 0
             };
             let (pps, bps, ema_pps) = (series.pps, series.bps, series.ema_pps);
-            let flood_of = |signature| Flood {
+            let flood_of = |(signature, via)| Flood {
                 target: reading.target,
                 class: reading.class,
                 pps,
                 bps,
                 signature,
+                via,
             };
             match &mut series.active {
                 None => {
@@ -348,17 +359,38 @@ fn covering_range(mut lengths: Vec<u16>, share: f64) -> Option<(u16, u16)> {
         .min_by_key(|(low, high)| high - low)
 }
 
+/// The signature of the flood to `target` of `class`, and the routers it
+/// came through.
 fn signature(
     config: &DetectorConfig,
     samples: &VecDeque<(Instant, PacketSample)>,
     target: IpAddr,
     class: Class,
-) -> Signature {
+) -> (Signature, Vec<(LinkAddress, f64)>) {
     let matching: Vec<&PacketSample> = samples
         .iter()
         .map(|(_, packet)| packet)
         .filter(|packet| packet.destination == target && Class::of(packet) == class)
         .collect();
+    (signature_of(config, &matching, class), via(&matching))
+}
+
+/// The share of `packets` each link-layer source handed over.
+fn via(packets: &[&PacketSample]) -> Vec<(LinkAddress, f64)> {
+    let mut counts: BTreeMap<LinkAddress, usize> = BTreeMap::new();
+    for address in packets.iter().filter_map(|packet| packet.via) {
+        *counts.entry(address).or_default() += 1;
+    }
+    let total = packets.len().max(1) as f64;
+    let mut shares: Vec<(LinkAddress, f64)> = counts
+        .into_iter()
+        .map(|(address, count)| (address, count as f64 / total))
+        .collect();
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    shares
+}
+
+fn signature_of(config: &DetectorConfig, matching: &[&PacketSample], class: Class) -> Signature {
     let protocol = match class {
         Class::Syn | Class::TcpOther => Some(TCP),
         Class::Udp => Some(UDP),

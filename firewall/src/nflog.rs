@@ -6,7 +6,7 @@ use std::io;
 
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
-use crate::detector::PacketSample;
+use crate::detector::{LinkAddress, PacketSample};
 use crate::nft::{
     Attributes, NLM_F_ACK, NftError, attributes, await_acknowledgements, messages, request,
 };
@@ -19,6 +19,18 @@ const NFULNL_MSG_CONFIG: u16 = 1;
 const NFULNL_CFG_CMD_BIND: u8 = 1;
 const NFULNL_COPY_PACKET: u8 = 2;
 const NFULA_PAYLOAD: u16 = 9;
+/// struct nfulnl_msg_packet_hw: be16 length, 2 bytes of padding, 8 of
+/// address (the link-layer source of an Ethernet frame).
+const NFULA_HWADDR: u16 = 8;
+
+/// An Ethernet source from NFULA_HWADDR; other lengths are no Ethernet.
+fn link_address(value: &[u8]) -> Option<LinkAddress> {
+    let length = u16::from_be_bytes([*value.first()?, *value.get(1)?]);
+    if length != 6 {
+        return None;
+    }
+    value.get(4..10)?.try_into().ok()
+}
 /// Linux's errno when a netlink socket's receive buffer overflowed.
 const ENOBUFS: i32 = 105;
 
@@ -79,14 +91,17 @@ impl NflogListener {
                 if message.kind != (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET {
                     continue;
                 }
-                let payload = message
-                    .payload
-                    .get(4..)
-                    .into_iter()
-                    .flat_map(attributes)
-                    .find(|(kind, _)| *kind == NFULA_PAYLOAD);
-                match payload.map(|(_, packet)| decode(packet)) {
-                    Some(Ok(sample)) => into.push(sample),
+                let mut payload = None;
+                let mut via = None;
+                for (kind, value) in message.payload.get(4..).into_iter().flat_map(attributes) {
+                    match kind {
+                        NFULA_PAYLOAD => payload = Some(value),
+                        NFULA_HWADDR => via = link_address(value),
+                        _ => {}
+                    }
+                }
+                match payload.map(decode) {
+                    Some(Ok(sample)) => into.push(PacketSample { via, ..sample }),
                     _ => self.undecodable += 1,
                 }
             }

@@ -49,6 +49,7 @@ fn decode_ipv4(packet: &[u8]) -> Result<PacketSample, SampleError> {
     let offset = flags_and_offset & 0x1fff;
     let protocol = header[9];
     let mut sample = PacketSample {
+        via: None,
         source: IpAddr::V4(Ipv4Addr::new(
             header[12], header[13], header[14], header[15],
         )),
@@ -77,6 +78,7 @@ fn decode_ipv6(packet: &[u8]) -> Result<PacketSample, SampleError> {
         IpAddr::V6(Ipv6Addr::from(octets))
     };
     let mut sample = PacketSample {
+        via: None,
         source: address(8),
         destination: address(24),
         protocol: header[6],

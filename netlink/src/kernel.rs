@@ -78,6 +78,41 @@ impl Kernel {
         Ok(Self { handle })
     }
 
+    /// The link-layer (Ethernet) address of each neighbour the kernel
+    /// has resolved, by its IP address: on the peering LAN, which router
+    /// is which telco's.
+    pub async fn neighbours(&self) -> Result<BTreeMap<IpAddr, [u8; 6]>, KernelError> {
+        use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
+        let failed = |source| KernelError::Netlink {
+            what: "dump the neighbours".into(),
+            source,
+        };
+        let mut dump = self.handle.neighbours().get().execute();
+        let mut found = BTreeMap::new();
+        while let Some(message) = dump.try_next().await.map_err(failed)? {
+            let mut ip = None;
+            let mut link = None;
+            for attribute in message.attributes {
+                match attribute {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                        ip = Some(IpAddr::V4(v4));
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                        ip = Some(IpAddr::V6(v6));
+                    }
+                    NeighbourAttribute::LinkLayerAddress(bytes) => {
+                        link = <[u8; 6]>::try_from(bytes.as_slice()).ok();
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(ip), Some(link)) = (ip, link) {
+                found.insert(ip, link);
+            }
+        }
+        Ok(found)
+    }
+
     /// Brings the kernel to `desired`: dumps ours, reconciles, applies.
     /// A second call with nothing changed writes nothing.
     pub async fn reconcile(&self, desired: &RoutingState) -> Result<Applied, KernelError> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::node::Threshold;
-use crate::types::{Asn, Community, HoldTime, LargeCommunity, Name, Prepends};
+use crate::types::{Asn, Community, HoldTime, LargeCommunity, Name, Prepends, Rate};
 
 /// The whole telco file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -100,6 +100,11 @@ pub struct Mitigation {
     pub source_rtbh: bool,
     /// Withdrawing the anycast prefixes from this telco alone.
     pub withdraw: bool,
+    /// With `withdraw`: the flood rate through this telco (packets per
+    /// second handed to this node by its router) above which the node
+    /// withdraws from it alone, its share of the link spent; the other
+    /// telcos keep being served. None: never for a flood.
+    pub withdraw_above_pps: Option<Rate>,
     /// Flowspec and RTBH routes active toward this telco at once.
     pub max_active_rules: u16,
 }
@@ -113,6 +118,7 @@ impl Default for Mitigation {
             rtbh_communities: vec![Community::BLACKHOLE],
             source_rtbh: false,
             withdraw: false,
+            withdraw_above_pps: None,
             max_active_rules: 8,
         }
     }

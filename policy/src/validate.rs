@@ -410,6 +410,16 @@ fn check_telco(t: FileRef, telco: &TelcoFile, findings: &mut Findings) {
             "RTBH is allowed but no RTBH community is given (RFC 7999's is 65535:666)",
         );
     }
+    if mitigation.withdraw_above_pps.is_some() && !mitigation.withdraw {
+        findings.push(
+            t,
+            key_path!["mitigation", "withdraw_above_pps"],
+            format!(
+                "a flood rate to withdraw at is given, but telco {} does not allow withdrawal (withdraw = false)",
+                telco.name
+            ),
+        );
+    }
     let ThresholdOverrides {
         syn,
         tcp_other,

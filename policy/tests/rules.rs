@@ -36,6 +36,25 @@ fn the_template_is_valid() {
 }
 
 #[test]
+fn a_withdrawal_rate_needs_withdrawal_allowed() {
+    let telco = format!("{TELCO_A}[mitigation]\nwithdraw_above_pps = 5000\n");
+    let found = findings(&node_with("telco-a", |n| n), &[&telco, TELCO_B]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0]
+            .to_string()
+            .contains("mitigation.withdraw_above_pps: a flood rate to withdraw at is given"),
+        "{}",
+        found[0]
+    );
+    let allowed = format!("{TELCO_A}[mitigation]\nwithdraw = true\nwithdraw_above_pps = 5000\n");
+    assert_eq!(
+        findings(&node_with("telco-a", |n| n), &[&allowed, TELCO_B]),
+        []
+    );
+}
+
+#[test]
 fn anycast_and_transit_interfaces_differ() {
     let found = only_finding(|n| n.replace("transit = \"transit0\"", "transit = \"ixp0\""));
     assert!(

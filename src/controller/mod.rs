@@ -14,14 +14,22 @@
 //! - The proxy or its origins unhealthy, or the anycast link down: the
 //!   anycast prefixes are withdrawn (other nodes serve), and announced
 //!   again when all is well.
+//! - A flood handed over by one telco's router at more than that telco's
+//!   `withdraw_above_pps` (its share of the link spent) withdraws the
+//!   prefixes from that telco alone, where its policy allows withdrawal;
+//!   the others keep being served. The routers are told apart by their
+//!   link-layer addresses on the peering LAN, which the samples carry.
+//!   The prefixes go back to the telco once every flood that took them
+//!   away has served its minimum active time and hold-down.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use ixgate_firewall::detector::{Class, DetectorEvent, Flood};
+use ixgate_firewall::detector::{Class, DetectorEvent, Flood, LinkAddress};
 use ixgate_policy::Config;
+use ixgate_policy::types::Name;
 
 use crate::control::FlowSpec;
 
@@ -36,6 +44,8 @@ pub enum Event {
     AnycastLink {
         up: bool,
     },
+    /// The telcos' routers on the peering LAN, by link-layer address.
+    Routers(BTreeMap<LinkAddress, Name>),
 }
 
 /// What the appliance should do.
@@ -49,6 +59,9 @@ pub enum Intent {
     /// Withdraw the anycast prefixes from every telco.
     WithdrawAll,
     AnnounceAll,
+    /// Withdraw the anycast prefixes from this telco alone.
+    WithdrawFrom(Name),
+    AnnounceTo(Name),
 }
 
 impl std::fmt::Display for Intent {
@@ -60,6 +73,8 @@ impl std::fmt::Display for Intent {
             Self::RemoveSourceBlackhole(prefix) => write!(f, "remove source RTBH {prefix}"),
             Self::WithdrawAll => f.write_str("withdraw the anycast prefixes"),
             Self::AnnounceAll => f.write_str("announce the anycast prefixes"),
+            Self::WithdrawFrom(telco) => write!(f, "withdraw the anycast prefixes from {telco}"),
+            Self::AnnounceTo(telco) => write!(f, "announce the anycast prefixes to {telco} again"),
         }
     }
 }
@@ -79,6 +94,10 @@ struct Mitigation {
     started: Instant,
     /// When the detector said the flood ended; none while it goes on.
     ended: Option<Instant>,
+    /// Packets per second each telco's router handed over, last heard.
+    through: BTreeMap<Name, f64>,
+    /// Telcos this flood took the prefixes away from.
+    withdrew_from: BTreeSet<Name>,
 }
 
 #[derive(Debug)]
@@ -90,6 +109,10 @@ pub struct Controller {
     link_up: bool,
     /// Whether the prefixes are withdrawn for health or link.
     withdrawn: bool,
+    /// The flood rate through a telco above which its prefixes go, for
+    /// the telcos whose policy allows withdrawal and names one.
+    withdraw_above: BTreeMap<Name, f64>,
+    routers: BTreeMap<LinkAddress, Name>,
 }
 
 impl Controller {
@@ -101,6 +124,18 @@ impl Controller {
             healthy: true,
             link_up: true,
             withdrawn: false,
+            // Whole packets per second, far below 2^52.
+            #[allow(clippy::cast_precision_loss)]
+            withdraw_above: config
+                .telcos
+                .iter()
+                .filter(|telco| telco.mitigation.withdraw)
+                .filter_map(|telco| {
+                    let rate = telco.mitigation.withdraw_above_pps?;
+                    Some((telco.name.clone(), rate.per_second() as f64))
+                })
+                .collect(),
+            routers: BTreeMap::new(),
         }
     }
 
@@ -123,6 +158,10 @@ impl Controller {
             Event::AnycastLink { up } => {
                 self.link_up = *up;
                 self.serving()
+            }
+            Event::Routers(routers) => {
+                self.routers.clone_from(routers);
+                Vec::new()
             }
         }
     }
@@ -164,41 +203,107 @@ impl Controller {
                     reason: reason.clone(),
                 });
             }
+            for telco in mitigation.withdrew_from {
+                let still_needed = self
+                    .mitigations
+                    .values()
+                    .any(|other| other.withdrew_from.contains(&telco));
+                if !still_needed {
+                    decisions.push(Decision {
+                        intent: Intent::AnnounceTo(telco),
+                        reason: reason.clone(),
+                    });
+                }
+            }
         }
         decisions
     }
 
     fn flood_on(&mut self, now: Instant, flood: &Flood) -> Vec<Decision> {
-        if let Some(mitigation) = self.mitigations.get_mut(&(flood.target, flood.class)) {
+        let key = (flood.target, flood.class);
+        let through = self.through(flood);
+        let mut decisions = Vec::new();
+        if let Some(mitigation) = self.mitigations.get_mut(&key) {
             // Back before the rule went: it stays, timed from now on.
             mitigation.ended = None;
-            return Vec::new();
-        }
-        let flow = flow_of(flood);
-        let reason = format!(
-            "{:?} flood to {} at {:.0} pps, {:.0} bit/s",
-            flood.class, flood.target, flood.pps, flood.bps
-        );
-        let mut decisions = vec![Decision {
-            intent: Intent::AddFlow(flow.clone()),
-            reason: reason.clone(),
-        }];
-        let source_blackholes = flood.signature.source_prefixes.clone();
-        for prefix in &source_blackholes {
+            mitigation.through = through;
+        } else {
+            let flow = flow_of(flood);
+            let reason = format!(
+                "{:?} flood to {} at {:.0} pps, {:.0} bit/s",
+                flood.class, flood.target, flood.pps, flood.bps
+            );
             decisions.push(Decision {
-                intent: Intent::AddSourceBlackhole(*prefix),
-                reason: format!("{reason}, concentrated in {prefix}"),
+                intent: Intent::AddFlow(flow.clone()),
+                reason: reason.clone(),
+            });
+            let source_blackholes = flood.signature.source_prefixes.clone();
+            for prefix in &source_blackholes {
+                decisions.push(Decision {
+                    intent: Intent::AddSourceBlackhole(*prefix),
+                    reason: format!("{reason}, concentrated in {prefix}"),
+                });
+            }
+            self.mitigations.insert(
+                key,
+                Mitigation {
+                    flow,
+                    source_blackholes,
+                    started: now,
+                    ended: None,
+                    through,
+                    withdrew_from: BTreeSet::new(),
+                },
+            );
+        }
+        decisions.extend(self.spent_links(key));
+        decisions
+    }
+
+    /// Packets per second of `flood` each telco's router handed over.
+    fn through(&self, flood: &Flood) -> BTreeMap<Name, f64> {
+        let mut through: BTreeMap<Name, f64> = BTreeMap::new();
+        for (address, share) in &flood.via {
+            if let Some(telco) = self.routers.get(address) {
+                *through.entry(telco.clone()).or_default() += flood.pps * share;
+            }
+        }
+        through
+    }
+
+    /// Withdraws from each telco whose floods, all running ones together,
+    /// exceed its share; the flood `cause` is held responsible.
+    fn spent_links(&mut self, cause: (IpAddr, Class)) -> Vec<Decision> {
+        let withdrawn: BTreeSet<Name> = self
+            .mitigations
+            .values()
+            .flat_map(|mitigation| mitigation.withdrew_from.iter().cloned())
+            .collect();
+        let mut decisions = Vec::new();
+        for (telco, limit) in &self.withdraw_above {
+            if withdrawn.contains(telco) {
+                continue;
+            }
+            let rate: f64 = self
+                .mitigations
+                .values()
+                .filter(|mitigation| mitigation.ended.is_none())
+                .filter_map(|mitigation| mitigation.through.get(telco))
+                .sum();
+            if rate <= *limit {
+                continue;
+            }
+            if let Some(mitigation) = self.mitigations.get_mut(&cause) {
+                mitigation.withdrew_from.insert(telco.clone());
+            }
+            decisions.push(Decision {
+                intent: Intent::WithdrawFrom(telco.clone()),
+                reason: format!(
+                    "floods through {telco} at {rate:.0} pps, above its {limit:.0} pps share: \
+                     the other telcos keep being served"
+                ),
             });
         }
-        self.mitigations.insert(
-            (flood.target, flood.class),
-            Mitigation {
-                flow,
-                source_blackholes,
-                started: now,
-                ended: None,
-            },
-        );
         decisions
     }
 

@@ -29,6 +29,7 @@ fn syn_flood(sources: Vec<IpNet>) -> Flood {
             length: Some((40, 40)),
             source_prefixes: sources,
         },
+        via: Vec::new(),
     }
 }
 
@@ -182,4 +183,98 @@ fn unhealthy_or_unlinked_withdraws_once_and_announces_when_all_is_well() {
     );
     let back = controller.handle(now, &Event::AnycastLink { up: true });
     assert_eq!(intents(&back), [Intent::AnnounceAll]);
+}
+
+const TELCO_A_ROUTER: LinkAddress = [0x02, 0, 0, 0, 0, 0x0a];
+const TELCO_B_ROUTER: LinkAddress = [0x02, 0, 0, 0, 0, 0x0b];
+
+fn telco(name: &str) -> Name {
+    name.parse().expect("a telco name")
+}
+
+/// The lab's controller with both routers known, telco-a withdrawing at
+/// 10 000 pps through it (telco-b names no rate).
+fn controller_with_routers() -> Controller {
+    let mut controller = controller();
+    controller.withdraw_above = BTreeMap::from([(telco("telco-a"), 10_000.0)]);
+    controller.handle(
+        Instant::now(),
+        &Event::Routers(BTreeMap::from([
+            (TELCO_A_ROUTER, telco("telco-a")),
+            (TELCO_B_ROUTER, telco("telco-b")),
+        ])),
+    );
+    controller
+}
+
+fn via(flood: Flood, via: Vec<(LinkAddress, f64)>) -> Flood {
+    Flood { via, ..flood }
+}
+
+#[test]
+fn a_flood_spending_one_telcos_share_withdraws_from_that_telco_alone_until_the_hold_down() {
+    let mut controller = controller_with_routers();
+    let t0 = Instant::now();
+    // 20 000 pps, 80 % through telco-a: 16 000 pps, above its 10 000.
+    let flood = via(
+        syn_flood(vec![]),
+        vec![(TELCO_A_ROUTER, 0.8), (TELCO_B_ROUTER, 0.2)],
+    );
+    let decisions = controller.handle(t0, &started(&flood));
+    assert_eq!(
+        intents(&decisions)[1..],
+        [Intent::WithdrawFrom(telco("telco-a"))]
+    );
+    assert!(
+        decisions[1]
+            .reason
+            .contains("telco-a at 16000 pps, above its 10000 pps share"),
+        "{decisions:?}"
+    );
+    assert_eq!(
+        decisions[1].intent.to_string(),
+        "withdraw the anycast prefixes from telco-a"
+    );
+    // Withdrawn, the flood no longer comes through telco-a: no second
+    // withdrawal, and no return while the flood's mitigation lasts.
+    let quiet = via(syn_flood(vec![]), vec![(TELCO_B_ROUTER, 1.0)]);
+    let update = Event::Flood(DetectorEvent::FloodUpdated(quiet.clone()));
+    assert!(
+        controller
+            .handle(t0 + Duration::from_secs(1), &update)
+            .is_empty()
+    );
+    let end = t0 + Duration::from_secs(15);
+    controller.handle(end, &ended(&quiet));
+    assert!(controller.tick(just_before(end + HOLD_DOWN)).is_empty());
+    let expired = intents(&controller.tick(end + HOLD_DOWN));
+    assert!(
+        expired.contains(&Intent::AnnounceTo(telco("telco-a"))),
+        "{expired:?}"
+    );
+}
+
+#[test]
+fn a_flood_within_every_share_withdraws_from_no_one() {
+    let mut controller = controller_with_routers();
+    let t0 = Instant::now();
+    // 20 000 pps, 40 % through telco-a (8 000 pps), the rest through
+    // telco-b, which names no rate to withdraw at.
+    let flood = via(
+        syn_flood(vec![]),
+        vec![(TELCO_A_ROUTER, 0.4), (TELCO_B_ROUTER, 0.6)],
+    );
+    let decisions = intents(&controller.handle(t0, &started(&flood)));
+    assert!(
+        decisions
+            .iter()
+            .all(|intent| matches!(intent, Intent::AddFlow(_))),
+        "{decisions:?}"
+    );
+    // Unknown routers count for no telco.
+    let mut controller = self::controller();
+    controller.withdraw_above = BTreeMap::from([(telco("telco-a"), 10_000.0)]);
+    let flood = via(syn_flood(vec![]), vec![(TELCO_A_ROUTER, 1.0)]);
+    let decisions = intents(&controller.handle(t0, &started(&flood)));
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
 }

@@ -21,7 +21,43 @@ pub fn topology() -> Result<Topology, LabError> {
 /// The lab of examples/lab, running, with bank-a's service on node-1
 /// answering client-a (behind telco-a) on TCP/443.
 pub fn serving_client_a() -> Result<Lab, LabError> {
-    let mut lab = Lab::start(topology()?)?;
+    serving(topology()?)
+}
+
+/// As [`serving_client_a`], with no telco withdrawing for a flood: for
+/// measuring the firewall alone under floods that would otherwise move
+/// the traffic to node-2 (`withdraw_above_pps` left out of the telcos'
+/// files).
+pub fn serving_client_a_without_flood_withdrawal() -> Result<Lab, LabError> {
+    let mut topology = topology()?;
+    let copy = std::env::temp_dir().join(format!("ixgate-lab-config-{}", std::process::id()));
+    crate::lab::copy_config(&topology.config, &copy)?;
+    let telcos = copy.join("telcos");
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| LabError::Io { path, source }
+    };
+    for entry in std::fs::read_dir(&telcos).map_err(io(&telcos))? {
+        let path = entry.map_err(io(&telcos))?.path();
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let mut kept = String::new();
+        for line in text.lines() {
+            if !line.starts_with("withdraw_above_pps") {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        std::fs::write(&path, kept).map_err(io(&path))?;
+    }
+    topology.config.clone_from(&copy);
+    // The lab runs a copy of its own: this one is done with either way.
+    let lab = serving(topology);
+    let _ = std::fs::remove_dir_all(&copy);
+    lab
+}
+
+fn serving(topology: Topology) -> Result<Lab, LabError> {
+    let mut lab = Lab::start(topology)?;
     lab.start_anycast_service(
         "node-1",
         SocketAddr::new(IpAddr::V4(BANK_A), 443),

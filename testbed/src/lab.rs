@@ -108,7 +108,7 @@ fn log_file(path: &Path) -> Result<std::fs::File, LabError> {
 
 /// Copies an ixgate configuration (a site directory) without its `pki`,
 /// which each lab makes afresh.
-fn copy_config(from: &Path, to: &Path) -> Result<(), LabError> {
+pub(crate) fn copy_config(from: &Path, to: &Path) -> Result<(), LabError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| LabError::Io { path, source }

@@ -241,6 +241,7 @@ fn targets_and_classes_are_independent() {
 
 fn packet(source: &str, protocol: u8, port: u16, flags: Option<u8>, length: u16) -> PacketSample {
     PacketSample {
+        via: None,
         source: source.parse().unwrap(),
         destination: target(),
         protocol,
@@ -277,6 +278,40 @@ fn a_spoofed_syn_flood_has_no_source_in_its_signature() {
     assert_eq!(signature.tcp_flags, Some(0x02));
     assert_eq!(signature.length, Some((40, 40)));
     assert_eq!(signature.source_prefixes, []);
+}
+
+#[test]
+fn a_flood_tells_which_routers_handed_it_over() {
+    const TELCO_A: LinkAddress = [0x02, 0, 0, 0, 0, 0x0a];
+    const TELCO_B: LinkAddress = [0x02, 0, 0, 0, 0, 0x0b];
+    let mut feed = Feed::new();
+    let start = feed.now;
+    // Five in eight samples came from telco-a's router, two from
+    // telco-b's; one without a link address counts for neither.
+    let samples: Vec<PacketSample> = (0..400_u32)
+        .map(|i| PacketSample {
+            via: match i % 8 {
+                0 | 1 => Some(TELCO_B),
+                7 => None,
+                _ => Some(TELCO_A),
+            },
+            ..packet(
+                &format!("{}.{}.9.7", 1 + i % 200, i % 251),
+                6,
+                443,
+                Some(0x02),
+                40,
+            )
+        })
+        .collect();
+    feed.detector.sampled(start, &samples);
+    let events = feed.run(1.0, &[(target(), Class::Syn, 50_000)], start);
+    let via = &started(&events)[0].1.via;
+    assert_eq!(via.len(), 2, "{via:?}");
+    assert_eq!(via[0].0, TELCO_A);
+    assert!((via[0].1 - 0.625).abs() < 1e-9, "{via:?}");
+    assert_eq!(via[1].0, TELCO_B);
+    assert!((via[1].1 - 0.25).abs() < 1e-9, "{via:?}");
 }
 
 #[test]

@@ -40,6 +40,7 @@ fn an_ipv4_syn() {
     assert_eq!(
         sample,
         PacketSample {
+            via: None,
             source: "198.51.100.7".parse().expect("address"),
             destination: "192.0.2.10".parse().expect("address"),
             protocol: 6,

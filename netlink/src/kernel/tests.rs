@@ -104,3 +104,32 @@ fn admin_down_and_up_is_repaired_and_nothing_wanted_removes_only_ours() {
         "foreign route kept: {foreign}"
     );
 }
+
+#[test]
+fn the_neighbours_are_read_with_their_link_layer_addresses() {
+    let found = in_new_namespace(|| {
+        node_1_interfaces();
+        // The telcos' routers on the peering LAN, as ARP and ND leave them.
+        ip("neigh add 198.51.100.1 lladdr 02:00:00:00:00:0a dev ixp0 nud permanent");
+        ip("neigh add 2001:db8:ff::2 lladdr 02:00:00:00:00:0b dev ixp0 nud permanent");
+        runtime().block_on(async {
+            Kernel::connect()
+                .expect("netlink")
+                .neighbours()
+                .await
+                .expect("dump")
+        })
+    });
+    let telco_a: IpAddr = "198.51.100.1".parse().expect("address");
+    let telco_b: IpAddr = "2001:db8:ff::2".parse().expect("address");
+    assert_eq!(
+        found.get(&telco_a),
+        Some(&[0x02, 0, 0, 0, 0, 0x0a]),
+        "{found:?}"
+    );
+    assert_eq!(
+        found.get(&telco_b),
+        Some(&[0x02, 0, 0, 0, 0, 0x0b]),
+        "{found:?}"
+    );
+}
