@@ -122,6 +122,8 @@ impl View {
 pub struct FirewallTask {
     view: Arc<Mutex<View>>,
     stop: Arc<AtomicBool>,
+    /// Set by the controller's tighten and relax decisions.
+    tightened: Arc<AtomicBool>,
     thread: JoinHandle<Result<(), WatchError>>,
 }
 
@@ -140,9 +142,11 @@ impl FirewallTask {
         let interval = config.node.firewall.counter_interval.duration();
         let view = Arc::new(Mutex::new(View::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let tightened = Arc::new(AtomicBool::new(false));
         let thread = {
             let view = view.clone();
             let stop = stop.clone();
+            let tightened = tightened.clone();
             std::thread::spawn(move || {
                 let mut next = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
@@ -153,6 +157,7 @@ impl FirewallTask {
                     }
                     let sources: Vec<IpAddr> = sources.into_iter().collect();
                     let trusted_failed = !sources.is_empty() && watch.trust(&sources).is_err();
+                    watch.set_tightened(tightened.load(Ordering::Relaxed));
                     let result = watch.tick(now);
                     for event in result.iter().flatten() {
                         let _ = floods.send(event.clone());
@@ -174,7 +179,17 @@ impl FirewallTask {
                 watch.stop()
             })
         };
-        Ok(Self { view, stop, thread })
+        Ok(Self {
+            view,
+            stop,
+            tightened,
+            thread,
+        })
+    }
+
+    /// Where the controller's tighten and relax decisions go.
+    pub fn tightener(&self) -> Arc<AtomicBool> {
+        self.tightened.clone()
     }
 
     pub fn view(&self) -> Arc<Mutex<View>> {

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use ixgate_policy::{Config, Drained};
 use ixgate_proxy::{HTTPS_PORT, Proxy};
 
 use crate::control::{self, Answer, FlowSpec, Request};
-use crate::controller::{Controller, Decision, Event, Intent};
+use crate::controller::{Command, Controller, Decision, Event, Intent, Settings, ShutdownStep};
 use ixgate_firewall::detector::DetectorEvent;
 use ixgate_netlink::monitor::LinkEvent;
 
@@ -69,24 +70,24 @@ pub struct Appliance {
     proxy: Arc<Proxy>,
     firewall: Arc<Mutex<crate::firewall::View>>,
     routing: Arc<Mutex<ixgate_netlink::monitor::RoutingStatus>>,
+    /// The firewall's tightening, as the controller decides it.
+    tightened: Arc<AtomicBool>,
+    /// Every change of what the node announces goes through it.
+    controller: Mutex<Controller>,
     state: Mutex<State>,
 }
 
+/// What the controller's decisions have made of the node.
 #[derive(Default)]
 struct State {
-    /// The whole node is drained.
-    drained: bool,
-    /// Telcos drained one by one.
-    drained_telcos: BTreeSet<Name>,
+    /// The anycast prefixes are withdrawn from every telco.
+    withdrawn: bool,
+    /// Telcos the prefixes are withdrawn from one by one.
+    withdrawn_telcos: BTreeSet<Name>,
     graceful_shutdown: bool,
     flows: Vec<FlowSpec>,
     blackholes: Vec<ipnet::IpNet>,
     source_blackholes: Vec<ipnet::IpNet>,
-    /// The controller withdrew the prefixes (health, link).
-    withdrawn_by_controller: bool,
-    /// Telcos the controller withdrew the prefixes from (their link's
-    /// share spent by a flood).
-    withdrawn_telcos: BTreeSet<Name>,
     /// The controller's last decisions, oldest first.
     decisions: std::collections::VecDeque<serde_json::Value>,
     decisions_total: u64,
@@ -106,16 +107,10 @@ impl Appliance {
     /// Recomputes every peer's routes and hands them to the speaker.
     fn export(&self) {
         let Ok(state) = self.state.lock() else { return };
-        let drained = if state.drained || state.withdrawn_by_controller {
+        let drained = if state.withdrawn {
             Drained::All
         } else {
-            Drained::Telcos(
-                state
-                    .drained_telcos
-                    .union(&state.withdrawn_telcos)
-                    .cloned()
-                    .collect(),
-            )
+            Drained::Telcos(state.withdrawn_telcos.clone())
         };
         let plan = ixgate_policy::plan(&self.config, &drained);
         let originate = Originate {
@@ -191,7 +186,7 @@ impl Appliance {
                 "gauge",
                 "The anycast prefixes are withdrawn (operator drain or controller).",
             );
-            let withdrawn = state.drained || state.withdrawn_by_controller;
+            let withdrawn = state.withdrawn;
             out.count("ixgate_anycast_withdrawn", &[], u8::from(withdrawn));
             out.family(
                 "ixgate_controller_decisions_total",
@@ -246,8 +241,18 @@ impl Appliance {
                 Intent::RemoveSourceBlackhole(prefix) => {
                     state.source_blackholes.retain(|p| p != prefix);
                 }
-                Intent::WithdrawAll => state.withdrawn_by_controller = true,
-                Intent::AnnounceAll => state.withdrawn_by_controller = false,
+                Intent::AddBlackhole(prefix) => {
+                    if !state.blackholes.contains(prefix) {
+                        state.blackholes.push(*prefix);
+                    }
+                }
+                Intent::RemoveBlackhole(prefix) => state.blackholes.retain(|p| p != prefix),
+                Intent::WithdrawAll => state.withdrawn = true,
+                Intent::AnnounceAll => state.withdrawn = false,
+                Intent::GracefulShutdown => state.graceful_shutdown = true,
+                Intent::TightenFirewall => self.tightened.store(true, Ordering::Relaxed),
+                Intent::RelaxFirewall => self.tightened.store(false, Ordering::Relaxed),
+                Intent::StopAccepting => self.proxy.stop_accepting(),
                 Intent::WithdrawFrom(telco) => {
                     state.withdrawn_telcos.insert(telco.clone());
                 }
@@ -272,14 +277,42 @@ impl Appliance {
         self.export();
     }
 
-    /// Applies `change` to the state and exports the result.
-    fn change(&self, change: impl FnOnce(&mut State)) -> Answer {
-        match self.state.lock() {
-            Ok(mut state) => change(&mut state),
-            Err(_) => return Answer::error("state lock poisoned".into()),
+    /// Hands `event` to the controller and carries out what it decides.
+    fn control(&self, event: &Event) -> Vec<Decision> {
+        let decisions = match self.controller.lock() {
+            Ok(mut controller) => controller.handle(Instant::now(), event),
+            Err(_) => return Vec::new(),
+        };
+        if !decisions.is_empty() {
+            self.decide(decisions.clone());
         }
-        self.export();
-        Answer::data("done")
+        decisions
+    }
+
+    /// The controller's timers at `now`.
+    fn tick(&self) {
+        let decisions = match self.controller.lock() {
+            Ok(mut controller) => controller.tick(Instant::now()),
+            Err(_) => return,
+        };
+        if !decisions.is_empty() {
+            self.decide(decisions);
+        }
+    }
+
+    /// An operator's command, through the controller; the answer lists
+    /// what it decided.
+    fn command(&self, command: Command) -> Answer {
+        let decided: Vec<String> = self
+            .control(&Event::Operator(command))
+            .iter()
+            .map(|decision| decision.intent.to_string())
+            .collect();
+        if decided.is_empty() {
+            Answer::data("nothing to change: already so")
+        } else {
+            Answer::data(decided)
+        }
     }
 
     pub fn handle(&self, request: Request) -> Answer {
@@ -289,18 +322,21 @@ impl Appliance {
                 Ok(routes) => Answer::data(routes),
                 Err(error) => Answer::error(error.to_string()),
             },
-            Request::ShowMitigations => match self.state.lock() {
-                Ok(state) => Answer::data(serde_json::json!({
-                    "drained": state.drained,
-                    "drained_telcos": state.drained_telcos,
-                    "withdrawn_by_controller": state.withdrawn_by_controller,
-                    "withdrawn_telcos": state.withdrawn_telcos,
+            Request::ShowMitigations => match (self.state.lock(), self.controller.lock()) {
+                (Ok(state), Ok(controller)) => Answer::data(serde_json::json!({
+                    "drained": controller.operator().drained,
+                    "drained_telcos": controller.operator().drained_telcos,
+                    "withdrawn_by_controller": state.withdrawn && !controller.operator().drained,
+                    "withdrawn_telcos": state
+                        .withdrawn_telcos
+                        .difference(&controller.operator().drained_telcos)
+                        .collect::<Vec<_>>(),
                     "flows": state.flows,
                     "blackholes": state.blackholes,
                     "source_blackholes": state.source_blackholes,
                     "decisions": state.decisions,
                 })),
-                Err(_) => Answer::error("state lock poisoned".into()),
+                _ => Answer::error("state lock poisoned".into()),
             },
             Request::ShowCounters => match self.firewall.lock() {
                 Ok(view) => Answer::data(view.counters()),
@@ -314,37 +350,20 @@ impl Appliance {
                 Ok(view) => Answer::data(view.floods()),
                 Err(_) => Answer::error("firewall view lock poisoned".into()),
             },
-            Request::Drain { telco: None } => self.change(|state| state.drained = true),
-            Request::Undrain { telco: None } => self.change(|state| {
-                state.drained = false;
-                state.drained_telcos.clear();
-            }),
+            Request::Drain { telco: None } => self.command(Command::Drain { telco: None }),
+            Request::Undrain { telco: None } => self.command(Command::Undrain { telco: None }),
             Request::Drain { telco: Some(telco) } => match self.telco_name(&telco) {
-                Ok(name) => self.change(|state| {
-                    state.drained_telcos.insert(name);
-                }),
+                Ok(name) => self.command(Command::Drain { telco: Some(name) }),
                 Err(answer) => answer,
             },
             Request::Undrain { telco: Some(telco) } => match self.telco_name(&telco) {
-                Ok(name) => self.change(|state| {
-                    state.drained_telcos.remove(&name);
-                }),
+                Ok(name) => self.command(Command::Undrain { telco: Some(name) }),
                 Err(answer) => answer,
             },
-            Request::FlowAdd(flow) => self.change(|state| {
-                if !state.flows.contains(&flow) {
-                    state.flows.push(flow);
-                }
-            }),
-            Request::FlowRemove(flow) => self.change(|state| state.flows.retain(|f| *f != flow)),
-            Request::BlackholeAdd { prefix } => self.change(|state| {
-                if !state.blackholes.contains(&prefix) {
-                    state.blackholes.push(prefix);
-                }
-            }),
-            Request::BlackholeRemove { prefix } => {
-                self.change(|state| state.blackholes.retain(|p| *p != prefix))
-            }
+            Request::FlowAdd(flow) => self.command(Command::AddFlow(flow)),
+            Request::FlowRemove(flow) => self.command(Command::RemoveFlow(flow)),
+            Request::BlackholeAdd { prefix } => self.command(Command::AddBlackhole(prefix)),
+            Request::BlackholeRemove { prefix } => self.command(Command::RemoveBlackhole(prefix)),
             Request::ShowServices => Answer::data(
                 self.proxy
                     .services()
@@ -369,12 +388,14 @@ impl Appliance {
         }
     }
 
-    /// Reads the configuration again and hands the proxy its new services.
-    /// BGP and the firewall keep the configuration they started with until
+    /// Reads the configuration again and hands the proxy its new services
+    /// and the controller its timers and the telcos' withdrawal rates. BGP
+    /// and the firewall keep the configuration they started with until
     /// the appliance restarts.
     pub fn reload(&self) -> Result<(), RunError> {
         let config = load(&self.dir)?;
         self.proxy.reload(&config)?;
+        self.control(&Event::Reload(Settings::of(&config)));
         Ok(())
     }
 
@@ -524,7 +545,6 @@ async fn follow_learned(appliance: Arc<Appliance>, plan: Arc<crate::routing::Rou
 /// health and the time, and carries out what it decides.
 async fn control_loop(
     appliance: Arc<Appliance>,
-    mut controller: Controller,
     mut floods: tokio::sync::mpsc::UnboundedReceiver<DetectorEvent>,
     mut links: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
 ) {
@@ -534,34 +554,30 @@ async fn control_loop(
     let mut routers = BTreeMap::new();
     let mut healthy = true;
     loop {
-        let decisions = tokio::select! {
-            Some(event) = floods.recv() => controller.handle(Instant::now(), &Event::Flood(event)),
+        tokio::select! {
+            Some(event) = floods.recv() => {
+                appliance.control(&Event::Flood(event));
+            }
             Some(link) = links.recv() => {
-                controller.handle(Instant::now(), &Event::AnycastLink { up: link.up })
+                appliance.control(&Event::AnycastLink { up: link.up });
             }
             _ = neighbours.tick() => {
                 let Ok(kernel) = &kernel else { continue };
                 let Ok(found) = kernel.neighbours().await else { continue };
                 let now = telco_routers(&appliance.config, &found);
-                if now == routers {
-                    continue;
+                if now != routers {
+                    routers = now;
+                    appliance.control(&Event::Routers(routers.clone()));
                 }
-                routers = now;
-                controller.handle(Instant::now(), &Event::Routers(routers.clone()))
             }
             _ = ticker.tick() => {
-                let now = Instant::now();
-                let mut decisions = controller.tick(now);
+                appliance.tick();
                 let health = appliance.proxy.healthy();
                 if health != healthy {
                     healthy = health;
-                    decisions.extend(controller.handle(now, &Event::Health { healthy }));
+                    appliance.control(&Event::Health { healthy });
                 }
-                decisions
             }
-        };
-        if !decisions.is_empty() {
-            appliance.decide(decisions);
         }
     }
 }
@@ -660,18 +676,19 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
         let speaker = Speaker::start(&speaker_config(&config)?)?;
         let appliance = Arc::new(Appliance {
             dir: dir.to_owned(),
-            config,
             speaker,
             proxy,
             firewall: firewall.view(),
             routing: routing.status(),
+            tightened: firewall.tightener(),
+            controller: Mutex::new(Controller::new(&config)),
+            config,
             state: Mutex::new(State::default()),
         });
         appliance.export();
         tokio::spawn(crate::metrics::serve(metrics, appliance.clone()));
         tokio::spawn(follow_learned(appliance.clone(), routing.plan()));
-        let controller = Controller::new(&appliance.config);
-        tokio::spawn(control_loop(appliance.clone(), controller, floods, links));
+        tokio::spawn(control_loop(appliance.clone(), floods, links));
         let listener = control::bind(&socket)?;
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -693,18 +710,14 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
             }
         }
         // RFC 8326: tell the telcos to move away, then go.
-        appliance.change(|state| state.graceful_shutdown = true);
+        appliance.control(&Event::Shutdown(ShutdownStep::Announce));
         tokio::time::sleep(GRACEFUL_SHUTDOWN_WAIT).await;
-        appliance.change(|state| {
-            state.drained = true;
-            state.flows.clear();
-            state.blackholes.clear();
-            state.source_blackholes.clear();
-        });
+        appliance.control(&Event::Shutdown(ShutdownStep::Withdraw));
         appliance.withdrawn(WITHDRAW_WAIT).await;
         // Nothing new comes now: the apps' connections finish what they
         // carry and close (HTTP/1.1 after its answer, HTTP/2 by GOAWAY).
-        let left = appliance.proxy.drain(DRAIN_WAIT).await;
+        appliance.control(&Event::Shutdown(ShutdownStep::Drain));
+        let left = appliance.proxy.drained(DRAIN_WAIT).await;
         let record = serde_json::json!({
             "event": "proxy_drained",
             "at_unix_ms": crate::firewall::unix_millis(),

@@ -51,6 +51,14 @@ fn holds_rule(lab: &Lab, telco: &str) -> Result<bool, NotYet> {
     Ok(rules.iter().any(|rule| rule.matches(&expected_rule())))
 }
 
+/// Whether node-1's per-destination limits are tightened now.
+fn firewall_tightened(lab: &Lab) -> Result<bool, NotYet> {
+    let metrics = lab
+        .metrics(NODE)
+        .map_err(|error| NotYet::Failed(error.to_string()))?;
+    Ok(metrics.value("ixgate_firewall_tightened") == Some(1.0))
+}
+
 /// Waits up to `within` until `holds` answers `want`.
 fn until_it_is(
     within: Duration,
@@ -95,7 +103,7 @@ fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the
         Duration::from_secs(3),
     )
     .rate(FloodRate::PacketsPerSecond(FLOOD_PPS));
-    let (report, rule_after, flood_over) = std::thread::scope(|scope| {
+    let (report, rule_after, tightened, flood_over) = std::thread::scope(|scope| {
         let flooding = scope.spawn(|| lab.flood("attacker", &flood));
         let started = Instant::now();
         let seen = wait::until(Duration::from_secs(3), "the rule at telco-a", || {
@@ -105,9 +113,17 @@ fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the
                 Err(NotYet::Pending("not yet".into()))
             }
         });
+        // The controller tightens node-1's own limits while it lasts.
+        let tightened = until_it_is(
+            Duration::from_secs(1),
+            "the firewall tightened",
+            true,
+            || firewall_tightened(&lab),
+        );
         let report = flooding.join().expect("the flood thread");
-        (report, seen, Instant::now())
+        (report, seen, tightened, Instant::now())
     });
+    tightened.expect("tightened during the flood");
     let report = report.expect("the flood ran");
     let rule_after = rule_after.expect("telco-a holds the rule during the flood");
     println!("{report:?}; rule at telco-a {rule_after:?} after the flood's start");
@@ -129,6 +145,12 @@ fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the
         "the decision and its reason are listed: {mitigations:#}"
     );
 
+    assert!(
+        decisions
+            .iter()
+            .any(|decision| decision["intent"] == "tighten the firewall's per-destination limits"),
+        "the controller tightened the firewall: {mitigations:#}"
+    );
     let metrics = lab.metrics(NODE).expect("metrics");
     for (sample, at_least) in [
         ("ixgate_mitigations_active{kind=\"flowspec\"}", 1.0),
@@ -161,6 +183,10 @@ fn a_spoofed_syn_flood_becomes_a_flowspec_rule_at_both_telcos_and_goes_after_the
     assert!(
         gone >= HOLD_DOWN,
         "withdrawn {gone:?} after the flood: before the hold-down"
+    );
+    assert!(
+        !firewall_tightened(&lab).expect("metrics"),
+        "relaxed once the flood ended"
     );
     println!("rule withdrawn {gone:?} after the flood stopped");
 }

@@ -7,7 +7,7 @@
 // Rates are estimates; u64 counts beyond 2^52 lose nothing that matters.
 #![allow(clippy::cast_precision_loss)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -62,8 +62,8 @@ pub struct Watch {
     samples: Vec<PacketSample>,
     status: Vec<CounterStatus>,
     last_read: Option<Instant>,
-    /// Floods going on, by target and class.
-    active: BTreeSet<(IpAddr, Class)>,
+    /// The controller's word: per-destination limits divided for a flood.
+    tightened: bool,
 }
 
 impl Watch {
@@ -93,12 +93,18 @@ impl Watch {
             samples: Vec::new(),
             status: Vec::new(),
             last_read: None,
-            active: BTreeSet::new(),
+            tightened: false,
         })
     }
 
+    /// Tightens the per-destination limits (or relaxes them) from the
+    /// next tick on: the controller decides, while floods last.
+    pub fn set_tightened(&mut self, tightened: bool) {
+        self.tightened = tightened;
+    }
+
     /// One round at `now`: samples, counters, detector; the ruleset follows
-    /// (tightened while a flood lasts, the sampling rate to the traffic).
+    /// (tightened as told, the sampling rate to the traffic).
     pub fn tick(&mut self, now: Instant) -> Result<Vec<DetectorEvent>, WatchError> {
         self.samples.clear();
         self.listener.receive(&mut self.samples)?;
@@ -126,17 +132,6 @@ impl Watch {
             })
             .collect();
         let events = self.detector.counters(now, &readings);
-        for event in &events {
-            match event {
-                DetectorEvent::FloodStarted(flood) => {
-                    self.active.insert((flood.target, flood.class));
-                }
-                DetectorEvent::FloodEnded(flood) => {
-                    self.active.remove(&(flood.target, flood.class));
-                }
-                DetectorEvent::FloodUpdated(_) => {}
-            }
-        }
 
         let sampled_pps: f64 = self
             .status
@@ -147,7 +142,7 @@ impl Watch {
             .map(|status| status.pps)
             .sum();
         let knobs = Knobs {
-            tightened: !self.active.is_empty(),
+            tightened: self.tightened,
             sample_one_in: self
                 .sampler
                 .observe(sampled_pps)

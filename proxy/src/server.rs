@@ -346,17 +346,21 @@ impl Proxy {
         }
     }
 
-    /// Follows the shutdown: `true` once [`Self::drain`] began.
+    /// Follows the shutdown: `true` once [`Self::stop_accepting`] was called.
     pub(crate) fn drain_signal(&self) -> tokio::sync::watch::Receiver<bool> {
         self.draining.subscribe()
     }
 
     /// Closes the listeners and asks every connection to finish: an idle
     /// HTTP/1.1 one closes at once, one with a request in flight after its
-    /// answer (`Connection: close`), HTTP/2 ones by GOAWAY. Waits until
-    /// none is left or `within` has passed; returns how many were left.
-    pub async fn drain(&self, within: Duration) -> i64 {
+    /// answer (`Connection: close`), HTTP/2 ones by GOAWAY.
+    pub fn stop_accepting(&self) {
         self.draining.send_replace(true);
+    }
+
+    /// After [`Self::stop_accepting`]: waits until no connection is left
+    /// or `within` has passed; returns how many were left.
+    pub async fn drained(&self, within: Duration) -> i64 {
         let deadline = Instant::now() + within;
         let mut check = tokio::time::interval(DRAIN_CHECK);
         loop {

@@ -65,7 +65,10 @@ fn a_spoofed_flood_gets_a_rule_from_its_signature_and_loses_it_after_the_hold_do
         packet_length: Some((40, 40)),
         rate_bytes: 0.0,
     };
-    assert_eq!(intents(&decisions), [Intent::AddFlow(rule.clone())]);
+    assert_eq!(
+        intents(&decisions),
+        [Intent::AddFlow(rule.clone()), Intent::TightenFirewall]
+    );
     assert_eq!(
         decisions[0].intent.to_string(),
         "add Flowspec dst 192.0.2.10/32 proto 6 dport 443 flags 0x02 length 40 → discard"
@@ -80,7 +83,11 @@ fn a_spoofed_flood_gets_a_rule_from_its_signature_and_loses_it_after_the_hold_do
             .is_empty()
     );
     let end = t0 + Duration::from_secs(15);
-    assert!(controller.handle(end, &ended(&flood)).is_empty());
+    assert_eq!(
+        intents(&controller.handle(end, &ended(&flood))),
+        [Intent::RelaxFirewall],
+        "the firewall relaxes when the flood ends, the rule stays"
+    );
     assert!(controller.tick(just_before(end + HOLD_DOWN)).is_empty());
     let expired = controller.tick(end + HOLD_DOWN);
     assert_eq!(intents(&expired), [Intent::RemoveFlow(rule)]);
@@ -105,7 +112,7 @@ fn a_short_flood_keeps_its_rule_for_the_minimum_active_time() {
         "hold-down (20 s) outlasts min active (10 s)"
     );
     let mut controller = self::controller();
-    controller.min_active = Duration::from_mins(1);
+    controller.settings.min_active = Duration::from_mins(1);
     controller.handle(t0, &started(&flood));
     controller.handle(t0 + Duration::from_secs(1), &ended(&flood));
     assert!(controller.tick(t0 + Duration::from_secs(59)).is_empty());
@@ -121,9 +128,10 @@ fn a_flood_that_returns_in_the_hold_down_re_arms_its_rule() {
     let first_end = t0 + Duration::from_secs(12);
     controller.handle(first_end, &ended(&flood));
     let back = first_end + Duration::from_secs(5);
-    assert!(
-        controller.handle(back, &started(&flood)).is_empty(),
-        "the rule is still there"
+    assert_eq!(
+        intents(&controller.handle(back, &started(&flood))),
+        [Intent::TightenFirewall],
+        "the rule is still there; the firewall tightens again"
     );
     assert!(
         controller.tick(first_end + HOLD_DOWN).is_empty(),
@@ -196,7 +204,7 @@ fn telco(name: &str) -> Name {
 /// 10 000 pps through it (telco-b names no rate).
 fn controller_with_routers() -> Controller {
     let mut controller = controller();
-    controller.withdraw_above = BTreeMap::from([(telco("telco-a"), 10_000.0)]);
+    controller.settings.withdraw_above = BTreeMap::from([(telco("telco-a"), 10_000.0)]);
     controller.handle(
         Instant::now(),
         &Event::Routers(BTreeMap::from([
@@ -223,16 +231,19 @@ fn a_flood_spending_one_telcos_share_withdraws_from_that_telco_alone_until_the_h
     let decisions = controller.handle(t0, &started(&flood));
     assert_eq!(
         intents(&decisions)[1..],
-        [Intent::WithdrawFrom(telco("telco-a"))]
+        [
+            Intent::TightenFirewall,
+            Intent::WithdrawFrom(telco("telco-a"))
+        ]
     );
     assert!(
-        decisions[1]
+        decisions[2]
             .reason
             .contains("telco-a at 16000 pps, above its 10000 pps share"),
         "{decisions:?}"
     );
     assert_eq!(
-        decisions[1].intent.to_string(),
+        decisions[2].intent.to_string(),
         "withdraw the anycast prefixes from telco-a"
     );
     // Withdrawn, the flood no longer comes through telco-a: no second
@@ -268,13 +279,138 @@ fn a_flood_within_every_share_withdraws_from_no_one() {
     assert!(
         decisions
             .iter()
-            .all(|intent| matches!(intent, Intent::AddFlow(_))),
+            .all(|intent| matches!(intent, Intent::AddFlow(_) | Intent::TightenFirewall)),
         "{decisions:?}"
     );
     // Unknown routers count for no telco.
     let mut controller = self::controller();
-    controller.withdraw_above = BTreeMap::from([(telco("telco-a"), 10_000.0)]);
+    controller.settings.withdraw_above = BTreeMap::from([(telco("telco-a"), 10_000.0)]);
     let flood = via(syn_flood(vec![]), vec![(TELCO_A_ROUTER, 1.0)]);
     let decisions = intents(&controller.handle(t0, &started(&flood)));
-    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+}
+
+fn operator(command: Command) -> Event {
+    Event::Operator(command)
+}
+
+#[test]
+fn the_operators_drain_holds_whatever_the_health_says() {
+    let mut controller = controller();
+    let now = Instant::now();
+    let drained = controller.handle(now, &operator(Command::Drain { telco: None }));
+    assert_eq!(intents(&drained), [Intent::WithdrawAll]);
+    assert!(
+        drained[0].reason.contains("operator drained"),
+        "{drained:?}"
+    );
+    // Sick and well again: still drained.
+    controller.handle(now, &Event::Health { healthy: false });
+    assert!(
+        controller
+            .handle(now, &Event::Health { healthy: true })
+            .is_empty()
+    );
+    // One telco drained, then everything undrained.
+    let one = controller.handle(
+        now,
+        &operator(Command::Drain {
+            telco: Some(telco("telco-b")),
+        }),
+    );
+    assert_eq!(intents(&one), [Intent::WithdrawFrom(telco("telco-b"))]);
+    let undrained = intents(&controller.handle(now, &operator(Command::Undrain { telco: None })));
+    assert_eq!(
+        undrained,
+        [Intent::AnnounceAll, Intent::AnnounceTo(telco("telco-b"))]
+    );
+    assert_eq!(controller.operator(), &OperatorState::default());
+}
+
+#[test]
+fn an_operators_rule_and_a_floods_rule_are_one_rule_until_both_let_go() {
+    let mut controller = controller();
+    let t0 = Instant::now();
+    let flood = syn_flood(vec![]);
+    let rule = flow_of(&flood);
+    assert_eq!(
+        intents(&controller.handle(t0, &operator(Command::AddFlow(rule.clone())))),
+        [Intent::AddFlow(rule.clone())]
+    );
+    // The flood's own rule is the same: not added twice, not removed
+    // when its flood is over while the operator holds it.
+    assert_eq!(
+        intents(&controller.handle(t0, &started(&flood))),
+        [Intent::TightenFirewall]
+    );
+    controller.handle(t0 + MIN_ACTIVE, &ended(&flood));
+    assert!(controller.tick(t0 + MIN_ACTIVE + HOLD_DOWN).is_empty());
+    assert_eq!(
+        intents(&controller.handle(t0, &operator(Command::RemoveFlow(rule.clone())))),
+        [Intent::RemoveFlow(rule)]
+    );
+    let prefix: IpNet = "192.0.2.10/32".parse().expect("prefix");
+    assert_eq!(
+        intents(&controller.handle(t0, &operator(Command::AddBlackhole(prefix)))),
+        [Intent::AddBlackhole(prefix)]
+    );
+    assert!(
+        controller
+            .handle(t0, &operator(Command::AddBlackhole(prefix)))
+            .is_empty(),
+        "held once"
+    );
+}
+
+#[test]
+fn a_shutdown_announces_graceful_shutdown_then_withdraws_everything_then_drains() {
+    let mut controller = controller();
+    let t0 = Instant::now();
+    let flood = syn_flood(vec![]);
+    controller.handle(t0, &started(&flood));
+    let prefix: IpNet = "192.0.2.10/32".parse().expect("prefix");
+    controller.handle(t0, &operator(Command::AddBlackhole(prefix)));
+    assert_eq!(
+        intents(&controller.handle(t0, &Event::Shutdown(ShutdownStep::Announce))),
+        [Intent::GracefulShutdown]
+    );
+    let withdrawn = intents(&controller.handle(t0, &Event::Shutdown(ShutdownStep::Withdraw)));
+    assert_eq!(
+        withdrawn,
+        [
+            Intent::WithdrawAll,
+            Intent::RemoveFlow(flow_of(&flood)),
+            Intent::RemoveBlackhole(prefix)
+        ]
+    );
+    // Healthy again on the way out: nothing comes back.
+    assert!(
+        controller
+            .handle(t0, &Event::Health { healthy: true })
+            .is_empty()
+    );
+    assert_eq!(
+        intents(&controller.handle(t0, &Event::Shutdown(ShutdownStep::Drain))),
+        [Intent::StopAccepting]
+    );
+}
+
+#[test]
+fn a_reload_brings_the_telcos_new_withdrawal_rates() {
+    let mut controller = controller_with_routers();
+    let t0 = Instant::now();
+    // 20 000 pps, half through telco-a: within its 10 000 ...
+    let flood = via(syn_flood(vec![]), vec![(TELCO_A_ROUTER, 0.5)]);
+    let decisions = intents(&controller.handle(t0, &started(&flood)));
+    assert!(
+        !decisions.contains(&Intent::WithdrawFrom(telco("telco-a"))),
+        "{decisions:?}"
+    );
+    // ... until the reloaded file halves the share.
+    let mut settings = controller.settings.clone();
+    settings.withdraw_above = BTreeMap::from([(telco("telco-a"), 5_000.0)]);
+    assert_eq!(
+        intents(&controller.handle(t0, &Event::Reload(settings))),
+        [Intent::WithdrawFrom(telco("telco-a"))]
+    );
 }
