@@ -246,9 +246,13 @@ impl View {
             DetectorEvent::FloodEnded(flood) => ("flood-ended", flood),
         };
         let now = unix_millis();
-        println!(
-            "{}",
-            json!({"event": kind, "at_unix_ms": now, "flood": flood_json(flood)})
+        tracing::info!(
+            event = kind,
+            destination = %flood.target,
+            class = Counted::Traffic(flood.class).label(),
+            pps = flood.pps.round(),
+            bps = flood.bps.round(),
+            signature = %signature_json(&flood.signature),
         );
         let same = |record: &Value| {
             record["ended_unix_ms"].is_null()

@@ -157,14 +157,33 @@ enum Mitigation {
 
 const EXIT_UNREADABLE: u8 = 2;
 
+/// The appliance's events, decisions and warnings: one JSON object a line
+/// on standard output (journald keeps them; fields at the top level).
+fn json_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stdout)
+        .init();
+}
+
 fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Check { config, json } => return check(&config, json),
         Command::Run {
             config,
             control_socket,
-        } => run::run(&config, control_socket).map_err(anyhow::Error::from),
-        Command::Proxy { config } => run::proxy_only(&config).map_err(anyhow::Error::from),
+        } => {
+            json_logs();
+            run::run(&config, control_socket).map_err(anyhow::Error::from)
+        }
+        Command::Proxy { config } => {
+            json_logs();
+            run::proxy_only(&config).map_err(anyhow::Error::from)
+        }
         Command::Ctl {
             socket,
             config,

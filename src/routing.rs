@@ -33,7 +33,7 @@ impl RoutingTask {
         let desired = plan::desired(config);
         let applied = Kernel::connect()?.reconcile(&desired).await?;
         for (op, error) in &applied.failed {
-            eprintln!("ixgate: policy routing: {op:?}: {error}");
+            tracing::warn!(event = "routing_refused", operation = ?op, error = %error);
         }
         let status = Arc::new(Mutex::new(RoutingStatus::default()));
         let (stop, stopped) = oneshot::channel();

@@ -266,7 +266,11 @@ impl Appliance {
                 "intent": decision.intent.to_string(),
                 "reason": decision.reason,
             });
-            println!("{record}");
+            tracing::info!(
+                event = "decision",
+                intent = %decision.intent,
+                reason = %decision.reason,
+            );
             state.decisions_total += 1;
             if state.decisions.len() == DECISIONS_KEPT {
                 state.decisions.pop_front();
@@ -635,7 +639,7 @@ pub fn proxy_only(dir: &Path) -> Result<(), RunError> {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 _ = hangup.recv() => {
                     if let Err(error) = load(dir).and_then(|config| Ok(proxy.reload(&config)?)) {
-                        eprintln!("ixgate: reload refused, nothing changed: {error}");
+                        tracing::warn!(event = "reload_refused", error = %error, "reload refused, nothing changed");
                     }
                 }
             }
@@ -704,7 +708,7 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
                 _ = tokio::signal::ctrl_c() => break,
                 _ = hangup.recv() => {
                     if let Err(error) = appliance.reload() {
-                        eprintln!("ixgate: reload refused, nothing changed: {error}");
+                        tracing::warn!(event = "reload_refused", error = %error, "reload refused, nothing changed");
                     }
                 }
             }
@@ -718,23 +722,18 @@ pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> 
         // carry and close (HTTP/1.1 after its answer, HTTP/2 by GOAWAY).
         appliance.control(&Event::Shutdown(ShutdownStep::Drain));
         let left = appliance.proxy.drained(DRAIN_WAIT).await;
-        let record = serde_json::json!({
-            "event": "proxy_drained",
-            "at_unix_ms": crate::firewall::unix_millis(),
-            "connections_left": left,
-        });
-        println!("{record}");
+        tracing::info!(event = "proxy_drained", connections_left = left);
         appliance.speaker.stop();
         tokio::time::sleep(Duration::from_millis(200)).await;
         if let Err(error) = routing.stop().await {
-            eprintln!("ixgate: removing the policy routing: {error}");
+            tracing::warn!(event = "routing_not_removed", error = %error);
         }
         let _ = std::fs::remove_file(&socket);
         Ok(())
     });
     // Last: our tables go once nothing is announced any more.
     if let Err(error) = firewall.stop() {
-        eprintln!("ixgate: removing the firewall tables: {error}");
+        tracing::warn!(event = "firewall_not_removed", error = %error);
     }
     result
 }
