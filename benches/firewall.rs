@@ -24,7 +24,6 @@ use ixgate_testbed::Lab;
 use ixgate_testbed::example;
 use ixgate_testbed::flood::{Flood, FloodKind, FloodReport};
 use ixgate_testbed::probe::{ProbeReport, Transport};
-use ixgate_testbed::wait::{self, NotYet};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -95,16 +94,7 @@ fn legit_during_flood(lab: &Lab) -> Result<Legit, Error> {
     std::thread::scope(|scope| {
         let flood =
             scope.spawn(|| lab.flood(ATTACKER, &syn_flood(PROBE_FLOOD_PACKETS, PROBE_FLOOD_TIME)));
-        wait::until(Duration::from_secs(10), "the flood to start", || {
-            let sent = lab
-                .tx_packets(ATTACKER, ATTACKER_DEVICE)
-                .map_err(|error| NotYet::Failed(error.to_string()))?;
-            if sent >= sent_before + 10_000 {
-                Ok(())
-            } else {
-                Err(NotYet::Pending(format!("{} sent", sent - sent_before)))
-            }
-        })?;
+        lab.wait_for_flood(ATTACKER, ATTACKER_DEVICE, sent_before)?;
         let probes = lab.probe(
             CLIENT,
             Transport::Tcp,

@@ -293,6 +293,21 @@ impl Appliance {
         decisions
     }
 
+    /// Tells the controller (and the log) of every session that came up or
+    /// went down since `known`.
+    fn peers_changed(&self, known: &mut BTreeMap<String, bool>) {
+        for peer in self.speaker.status() {
+            let up = peer.state == "Established";
+            if known.insert(peer.telco.clone(), up) == Some(up) {
+                continue;
+            }
+            tracing::info!(event = "peer_session", telco = %peer.telco, state = %peer.state, up);
+            if let Ok(telco) = self.telco_name(&peer.telco) {
+                self.control(&Event::Peer { telco, up });
+            }
+        }
+    }
+
     /// The controller's timers at `now`.
     fn tick(&self) {
         let decisions = match self.controller.lock() {
@@ -557,6 +572,7 @@ async fn control_loop(
     let kernel = ixgate_netlink::kernel::Kernel::connect();
     let mut routers = BTreeMap::new();
     let mut healthy = true;
+    let mut sessions_up: BTreeMap<String, bool> = BTreeMap::new();
     loop {
         tokio::select! {
             Some(event) = floods.recv() => {
@@ -581,6 +597,7 @@ async fn control_loop(
                     healthy = health;
                     appliance.control(&Event::Health { healthy });
                 }
+                appliance.peers_changed(&mut sessions_up);
             }
         }
     }

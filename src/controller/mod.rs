@@ -31,6 +31,7 @@
 //!   withdrawn, then the proxy stops accepting and drains.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,14 @@ pub enum Event {
     /// The telcos' routers on the peering LAN, by link-layer address.
     Routers(BTreeMap<LinkAddress, Name>),
     Operator(Command),
+    /// A telco's BGP session came up (Established) or went down. The
+    /// speaker re-sends everything in force when a session returns, so
+    /// nothing is decided; decisions taken meanwhile say which telcos
+    /// get them only then.
+    Peer {
+        telco: Name,
+        up: bool,
+    },
     /// The configuration was read again: the timers and the telcos'
     /// withdrawal rates change.
     Reload(Settings),
@@ -206,6 +215,8 @@ pub struct Controller {
     link_up: bool,
     shutting_down: bool,
     routers: BTreeMap<LinkAddress, Name>,
+    /// Telcos whose session is known to be down.
+    sessions_down: BTreeSet<Name>,
     /// What the intents so far have made of the node.
     withdrawn: bool,
     withdrawn_telcos: BTreeSet<Name>,
@@ -222,6 +233,7 @@ impl Controller {
             link_up: true,
             shutting_down: false,
             routers: BTreeMap::new(),
+            sessions_down: BTreeSet::new(),
             withdrawn: false,
             withdrawn_telcos: BTreeSet::new(),
             tightened: false,
@@ -235,6 +247,37 @@ impl Controller {
 
     /// Takes one event at `now`.
     pub fn handle(&mut self, now: Instant, event: &Event) -> Vec<Decision> {
+        let decisions = self.decide(now, event);
+        self.noting_sessions_down(decisions)
+    }
+
+    /// Says, in the reason of every decision for the telcos, which of
+    /// them get it only when their session returns.
+    fn noting_sessions_down(&self, mut decisions: Vec<Decision>) -> Vec<Decision> {
+        if self.sessions_down.is_empty() {
+            return decisions;
+        }
+        let down: Vec<&str> = self.sessions_down.iter().map(Name::as_str).collect();
+        let down = down.join(", ");
+        for decision in &mut decisions {
+            let for_telcos = match &decision.intent {
+                Intent::WithdrawFrom(telco) | Intent::AnnounceTo(telco) => {
+                    self.sessions_down.contains(telco)
+                }
+                Intent::TightenFirewall | Intent::RelaxFirewall | Intent::StopAccepting => false,
+                _ => true,
+            };
+            if for_telcos {
+                let _ = write!(
+                    decision.reason,
+                    " (session down: {down}; sent when it returns)"
+                );
+            }
+        }
+        decisions
+    }
+
+    fn decide(&mut self, now: Instant, event: &Event) -> Vec<Decision> {
         match event {
             Event::Flood(
                 DetectorEvent::FloodStarted(flood) | DetectorEvent::FloodUpdated(flood),
@@ -261,6 +304,14 @@ impl Controller {
                 Vec::new()
             }
             Event::Operator(command) => self.operator_command(command),
+            Event::Peer { telco, up } => {
+                if *up {
+                    self.sessions_down.remove(telco);
+                } else {
+                    self.sessions_down.insert(telco.clone());
+                }
+                Vec::new()
+            }
             Event::Reload(settings) => {
                 self.settings = settings.clone();
                 // A lower rate may already be exceeded.
@@ -316,7 +367,7 @@ impl Controller {
             }
             decisions.extend(self.telcos(&BTreeMap::new(), &reason));
         }
-        decisions
+        self.noting_sessions_down(decisions)
     }
 
     fn flood_on(&mut self, now: Instant, flood: &Flood) -> Vec<Decision> {

@@ -414,3 +414,42 @@ fn a_reload_brings_the_telcos_new_withdrawal_rates() {
         [Intent::WithdrawFrom(telco("telco-a"))]
     );
 }
+
+#[test]
+fn decisions_taken_while_a_session_is_down_say_who_gets_them_later() {
+    let mut controller = controller();
+    let t0 = Instant::now();
+    let down = Event::Peer {
+        telco: telco("telco-b"),
+        up: false,
+    };
+    assert!(controller.handle(t0, &down).is_empty(), "nothing to decide");
+    let flood = syn_flood(vec![]);
+    let decisions = controller.handle(t0, &started(&flood));
+    let reason_of = |decisions: &[Decision], intent: &Intent| {
+        decisions
+            .iter()
+            .find(|decision| decision.intent == *intent)
+            .map(|decision| decision.reason.clone())
+            .unwrap_or_default()
+    };
+    let rule = reason_of(&decisions, &Intent::AddFlow(flow_of(&flood)));
+    assert!(
+        rule.ends_with("(session down: telco-b; sent when it returns)"),
+        "{rule}"
+    );
+    // The firewall is the node's own: no telco waits for it.
+    let firewall = reason_of(&decisions, &Intent::TightenFirewall);
+    assert!(!firewall.contains("session down"), "{firewall}");
+    let up = Event::Peer {
+        telco: telco("telco-b"),
+        up: true,
+    };
+    assert!(controller.handle(t0, &up).is_empty());
+    let drained = controller.handle(t0, &Event::Operator(Command::Drain { telco: None }));
+    let withdraw = reason_of(&drained, &Intent::WithdrawAll);
+    assert!(
+        !withdraw.is_empty() && !withdraw.contains("session down"),
+        "{withdraw}"
+    );
+}

@@ -916,6 +916,26 @@ impl Lab {
             })
     }
 
+    /// Waits until `device` of `node` has sent 10 000 packets more than
+    /// `sent_before`: a flood started in another thread is under way.
+    pub fn wait_for_flood(
+        &self,
+        node: &str,
+        device: &str,
+        sent_before: u64,
+    ) -> Result<(), LabError> {
+        wait::until(Duration::from_secs(10), "the flood to start", || {
+            let sent = self
+                .tx_packets(node, device)
+                .map_err(|error| NotYet::Failed(error.to_string()))?;
+            if sent >= sent_before + 10_000 {
+                Ok(())
+            } else {
+                Err(NotYet::Pending(format!("{} sent", sent - sent_before)))
+            }
+        })
+    }
+
     /// `ip ARGS` in `node`, parsed as JSON.
     fn json(&self, node: &str, args: &[&str]) -> Result<serde_json::Value, LabError> {
         let output = self.exec(node, "ip", args)?;
