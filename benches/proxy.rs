@@ -17,8 +17,14 @@
 //! ixgate's limit does not stop the keep-alive test; everything else is
 //! node-1's configuration.
 //!
+//! Then HTTP/3 against HTTP/2 and HTTP/1.1, ixgate alone (Debian's HAProxy
+//! has no QUIC): requests one after another on one connection, the
+//! proxy's CPU per request and the time per request; HTTP/1.1 and HTTP/2
+//! from curl, HTTP/3 from `ixgate-testbed h3`.
+//!
 //! `make bench` (or `cargo bench --bench proxy` after
-//! `cargo build --release --workspace --bins`).
+//! `cargo build --release --workspace --bins`; `-- http3` for the HTTP/3
+//! part alone).
 
 // Counts and sizes here are far below 2^52.
 #![allow(clippy::cast_precision_loss)]
@@ -30,7 +36,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use ixgate_testbed::client::{ClientRequest, HttpVersion};
 use ixgate_testbed::example;
+use ixgate_testbed::h3::H3Run;
 use ixgate_testbed::load::{LoadMode, LoadReport, LoadTarget};
 use ixgate_testbed::wait::{self, NotYet};
 use ixgate_testbed::{Lab, sibling_binary};
@@ -54,6 +62,8 @@ const KEEPALIVE_CONNECTIONS: u64 = 16;
 const KEEPALIVE_TIME: Duration = Duration::from_secs(5);
 /// Below ixgate's default of 256 connections per source.
 const IDLE_CONNECTIONS: u64 = 200;
+/// Requests per protocol, one after another on one connection.
+const SEQUENTIAL_REQUESTS: u32 = 2_000;
 
 /// Clock ticks per second of /proc/PID/stat (USER_HZ).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -98,6 +108,9 @@ fn main() -> Result<(), Error> {
         &dir,
     )?;
     let proxies = [ixgate, haproxy];
+    if std::env::args().any(|arg| arg == "http3") {
+        return http3_against_http2(&lab, &proxies[0]);
+    }
 
     println!("== mTLS proxies, bank-a's service, node-1 (2 cores shared with the load generator)");
     println!(
@@ -161,7 +174,94 @@ fn main() -> Result<(), Error> {
         "ratio: ixgate / HAProxy (higher is better for rates, lower for latency and memory). \
          Targets: full ≥ 4, resumed ≥ 5, keep-alive ≥ 1.5 with p99 no worse, memory ≤ 0.6."
     );
+    println!();
+    http3_against_http2(&lab, &proxies[0])
+}
+
+/// What HTTP/3 costs per request against HTTP/2 (and HTTP/1.1).
+fn http3_against_http2(lab: &Lab, ixgate: &Proxy) -> Result<(), Error> {
+    println!(
+        "== ixgate, {SEQUENTIAL_REQUESTS} requests one after another on one mTLS connection \
+         (node-1, the client on the same 2 cores)"
+    );
+    println!(
+        "{:<10} {:>10} {:>20} {:>18}",
+        "", "answered", "proxy CPU µs/request", "wall ms/request"
+    );
+    let mut rows = Vec::new();
+    for http in [HttpVersion::Http11, HttpVersion::Http2, HttpVersion::Http3] {
+        let before = cpu_seconds(ixgate.pid)?;
+        let started = std::time::Instant::now();
+        let answered = sequential(lab, ixgate, http)?;
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(ixgate.pid)? - before;
+        let per = f64::from(answered.max(1));
+        let row = (1e6 * cpu / per, 1e3 * wall / per);
+        println!(
+            "{:<10} {answered:>10} {:>20.1} {:>18.3}",
+            format!("{http:?}"),
+            row.0,
+            row.1
+        );
+        rows.push(row);
+    }
+    if let [_, h2, h3] = rows.as_slice() {
+        println!(
+            "HTTP/3 / HTTP/2: proxy CPU per request {:.2}, time per request {:.2} \
+             (CPU from /proc in 10 ms ticks)",
+            h3.0 / h2.0,
+            h3.1 / h2.1
+        );
+    }
     Ok(())
+}
+
+/// `SEQUENTIAL_REQUESTS` requests on one connection; how many were
+/// answered 200.
+fn sequential(lab: &Lab, ixgate: &Proxy, http: HttpVersion) -> Result<u32, Error> {
+    let pki = lab.pki_dir();
+    let request = ClientRequest::new(
+        SERVER_NAME,
+        443,
+        IpAddr::V4(ixgate.address),
+        pki.join("server-ca.pem"),
+    )
+    .certificate(
+        pki.join(format!("{APP}.pem")),
+        pki.join(format!("{APP}.key")),
+    )
+    .http(http)
+    .timeout(Duration::from_mins(2));
+    if http == HttpVersion::Http3 {
+        let run = H3Run {
+            request,
+            count: SEQUENTIAL_REQUESTS,
+            move_to: None,
+        };
+        let report = lab.h3(NODE, &run)?;
+        if let Some(error) = report.error {
+            return Err(format!("HTTP/3: {error}").into());
+        }
+        return Ok(u32::try_from(
+            report
+                .responses
+                .iter()
+                .filter(|response| response.status == 200)
+                .count(),
+        )?);
+    }
+    // curl takes the URLs one after another on one connection.
+    let mut args = request.curl_args();
+    let url = args.last().cloned().ok_or("no URL")?;
+    for _ in 1..SEQUENTIAL_REQUESTS {
+        args.push(url.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = lab.exec(NODE, "curl", &args)?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(u32::try_from(
+        text.lines().filter(|line| *line == "200").count(),
+    )?)
 }
 
 /// Node-1's configuration as the lab runs it, with ixgate's address for
@@ -184,6 +284,9 @@ fn ixgate_config(lab: &Lab, dir: &Path) -> Result<String, Error> {
         if line.starts_with("service_ips = ") {
             let _ = writeln!(changed, "service_ips = [\"{IXGATE_ADDRESS}\"]");
             replaced += 1;
+        } else if line.starts_with("addresses = ") {
+            // HTTP/3 on ixgate's address of this run.
+            let _ = writeln!(changed, "addresses = [\"{IXGATE_ADDRESS}\"]");
         } else if line.starts_with("requests_per_second_per_certificate = ") {
             changed.push_str("requests_per_second_per_certificate = 1000000\n");
             replaced += 1;

@@ -72,8 +72,9 @@ fn the_app_gets_through_with_its_identity_and_every_other_client_is_refused_at_t
     the_apps_get_through_with_their_identity(&lab);
     every_other_client_is_refused_and_counted(&lab);
     oversized_requests_stop_at_the_proxy(&lab);
-    a_stolen_certificate_cannot_flood_the_bank(&lab);
     an_idle_connection_is_parked_and_carries_on(&lab);
+    // Last: it spends the good certificate's request budget.
+    a_stolen_certificate_cannot_flood_the_bank(&lab);
 }
 
 /// Each bank's app reaches its own bank's origin, over transit, with its
@@ -271,12 +272,12 @@ fn every_other_client_is_refused_and_counted(lab: &Lab) {
             .strip_prefix(':')
             .map_or(("bank-a", reason), |r| ("", r));
         let key = format!(
-            "ixgate_proxy_handshake_failures_total{{service=\"{service}\",reason=\"{reason}\"}}"
+            "ixgate_proxy_handshake_failures_total{{service=\"{service}\",reason=\"{reason}\",transport=\"tcp\"}}"
         );
         assert_eq!(metrics.value(&key), Some(count), "{key}\n{metrics}");
     }
     assert_eq!(
-        metrics.value("ixgate_proxy_handshake_failures_total{service=\"\",reason=\"unknown_sni\"}"),
+        metrics.value("ixgate_proxy_handshake_failures_total{service=\"\",reason=\"unknown_sni\",transport=\"tcp\"}"),
         Some(1.0),
         "{metrics}"
     );
@@ -649,7 +650,7 @@ fn sessions_resume_on_either_node_and_a_crl_reload_ends_them_for_the_newly_revok
     );
     expect_session(&lab, CLIENT, &good, (false, Some(200)), "the good app");
     let metrics = lab.metrics(NODE).expect("metrics");
-    let revoked = "ixgate_proxy_handshake_failures_total{service=\"bank-a\",reason=\"revoked\"}";
+    let revoked = "ixgate_proxy_handshake_failures_total{service=\"bank-a\",reason=\"revoked\",transport=\"tcp\"}";
     // The refusal that ended the wait for the reload, and the one after.
     assert_eq!(metrics.value(revoked), Some(2.0), "{metrics}");
 }

@@ -25,6 +25,8 @@ pub struct NodeFile {
     pub flood: Flood,
     #[serde(default)]
     pub firewall: Firewall,
+    #[serde(default)]
+    pub quic: Quic,
 }
 
 /// `[node]`: identity and pairing.
@@ -159,6 +161,48 @@ pub struct Service {
     pub timeouts: Timeouts,
     #[serde(default)]
     pub limits: Limits,
+    /// HTTP/3 for this service, on addresses of its own.
+    pub http3: Option<Http3>,
+}
+
+/// `[services.http3]`: the service over QUIC. quinn cannot choose a TLS
+/// configuration by SNI, so the service address tells which bank a QUIC
+/// connection is for: each service needs addresses no other service uses
+/// for HTTP/3.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http3 {
+    /// Service addresses (of `[anycast] service_ips`) that take this
+    /// service's QUIC connections on UDP/443.
+    pub addresses: Vec<IpAddr>,
+    /// How long apps may remember the `Alt-Svc` advertisement.
+    #[serde(default = "default_alt_svc_max_age")]
+    pub alt_svc_max_age: Interval,
+}
+
+fn default_alt_svc_max_age() -> Interval {
+    Interval::from_secs(24 * 60 * 60)
+}
+
+/// `[quic]`: how the node holds up against floods of QUIC Initials.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quic {
+    /// Handshakes in progress beyond which a new client must first prove
+    /// its address with a Retry round trip: a spoofed Initial gets one
+    /// small packet back and costs no handshake. 0: always.
+    pub retry_above_handshakes: u32,
+    /// Handshakes in progress at most; Initials beyond are dropped.
+    pub max_handshakes: u32,
+}
+
+impl Default for Quic {
+    fn default() -> Self {
+        Self {
+            retry_above_handshakes: 64,
+            max_handshakes: 1024,
+        }
+    }
 }
 
 /// `[services.timeouts]`.

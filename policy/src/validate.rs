@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::files;
-use crate::node::{NodeFile, Threshold};
+use crate::node::{Http3, NodeFile, Service, Threshold};
 use crate::source::{Key, key_path};
 use crate::telco::{TelcoFile, ThresholdOverrides};
-use crate::types::Prefix;
+use crate::types::{Name, Prefix};
 
 /// Which file a finding is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -196,8 +196,19 @@ fn check_services(node: &NodeFile, findings: &mut Findings) {
     if node.services.is_empty() {
         findings.push(n, key_path!["services"], "at least one service is needed");
     }
+    if node.quic.max_handshakes == 0 {
+        findings.push(
+            n,
+            key_path!["quic", "max_handshakes"],
+            "at least one handshake must be allowed",
+        );
+    }
     let mut sni_owner = BTreeMap::new();
+    let mut quic_owner = BTreeMap::new();
     for (index, service) in node.services.iter().enumerate() {
+        if let Some(http3) = &service.http3 {
+            check_http3(node, index, service, http3, &mut quic_owner, findings);
+        }
         if node.services[..index]
             .iter()
             .any(|earlier| earlier.name == service.name)
@@ -229,6 +240,46 @@ fn check_services(node: &NodeFile, findings: &mut Findings) {
                 n,
                 key_path!["services", index, "origins"],
                 "a service needs at least one origin",
+            );
+        }
+    }
+}
+
+/// Each HTTP/3 address is a service address, and only one service's: the
+/// address is how a QUIC connection finds its bank.
+fn check_http3(
+    node: &NodeFile,
+    index: usize,
+    service: &Service,
+    http3: &Http3,
+    owners: &mut BTreeMap<IpAddr, Name>,
+    findings: &mut Findings,
+) {
+    let n = FileRef::Node;
+    if http3.addresses.is_empty() {
+        findings.push(
+            n,
+            key_path!["services", index, "http3", "addresses"],
+            "HTTP/3 needs at least one service address",
+        );
+    }
+    for (address_index, address) in http3.addresses.iter().enumerate() {
+        let at = key_path!["services", index, "http3", "addresses", address_index];
+        if !node.anycast.service_ips.contains(address) {
+            findings.push(
+                n,
+                at,
+                format!("{address} is not one of [anycast] service_ips"),
+            );
+        }
+        if let Some(owner) = owners.insert(*address, service.name.clone()) {
+            findings.push(
+                n,
+                at,
+                format!(
+                    "{address} already takes HTTP/3 for service {owner}: QUIC chooses the bank by address, \
+                     so each service needs its own"
+                ),
             );
         }
     }

@@ -130,15 +130,19 @@ fn metrics_never_on_every_address_or_anycast() {
     );
 }
 
+/// The template's service as a second one, `bank-b`, answering `sni`.
+fn bank_b_like_bank_a(node: &str, sni: &str) -> String {
+    node.split("[[services]]")
+        .nth(1)
+        .expect("a service")
+        .replace("bank-a\"", "bank-b\"")
+        .replace("api.bank-a.example", sni)
+}
+
 #[test]
 fn one_service_per_sni_name() {
     let found = only_finding(|n| {
-        let service = n
-            .split("[[services]]")
-            .nth(1)
-            .expect("a service")
-            .replace("bank-a\"", "bank-b\"")
-            .replace("api.bank-b.example", "api.bank-a.example");
+        let service = bank_b_like_bank_a(&n, "api.bank-a.example");
         format!("{n}\n[[services]]{service}")
     });
     assert!(
@@ -190,4 +194,45 @@ fn paired_telco_must_be_strictly_shortest() {
             .to_string()
             .starts_with("Telco(1) prepend.not_paired: telco telco-b would get 0 prepends")
     );
+}
+
+#[test]
+fn http3_takes_service_addresses_each_for_one_service_only() {
+    let http3 = |addresses: &str| {
+        let addresses = addresses.to_owned();
+        move |n: String| {
+            let service = bank_b_like_bank_a(&n, "api.bank-b.example");
+            format!(
+                "{n}\n[services.http3]\naddresses = [\"192.0.2.10\"]\n\n[[services]]{service}\n\
+                 [services.http3]\naddresses = [{addresses}]\n"
+            )
+        }
+    };
+    assert_eq!(
+        findings(
+            &node_with("telco-a", http3("\"192.0.2.10\"")),
+            &[TELCO_A, TELCO_B]
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>(),
+        [
+            "Node services[1].http3.addresses[0]: 192.0.2.10 already takes HTTP/3 for service \
+          bank-a: QUIC chooses the bank by address, so each service needs its own"
+        ]
+    );
+    let found = only_finding(http3("\"192.0.2.99\""));
+    assert!(
+        found.contains(
+            "services[1].http3.addresses[0]: 192.0.2.99 is not one of [anycast] service_ips"
+        ),
+        "{found}"
+    );
+    let found = only_finding(http3(""));
+    assert!(
+        found.contains("services[1].http3.addresses: HTTP/3 needs at least one service address"),
+        "{found}"
+    );
+    let found = only_finding(|n| format!("{n}\n[quic]\nmax_handshakes = 0\n"));
+    assert!(found.contains("quic.max_handshakes"), "{found}");
 }

@@ -115,7 +115,7 @@ impl Exchange {
             let open = activity.open_request();
             let exchange = exchange.clone();
             Box::pin(async move {
-                let response = exchange.forward(request).await;
+                let response = exchange.forward(request, exchange.peer).await;
                 let (parts, body) = response.into_parts();
                 Ok(Response::from_parts(
                     parts,
@@ -246,12 +246,31 @@ impl Exchange {
         }
     }
 
-    async fn forward(&self, request: Request<Incoming>) -> Response<OriginBody> {
+    /// Forwards one request of the app at `peer` (its address now: a QUIC
+    /// connection may have moved) and counts the answer.
+    pub(crate) async fn forward<B>(
+        &self,
+        request: Request<B>,
+        peer: SocketAddr,
+    ) -> Response<OriginBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let protocol = match request.version() {
+            Version::HTTP_3 => "h3",
             Version::HTTP_2 => "h2",
             _ => "h1",
         };
-        let response = self.forward_inner(request).await;
+        let mut response = self.forward_inner(request, peer).await;
+        if let Some(quic) = &self.service.quic
+            && protocol != "h3"
+        {
+            // RFC 7838: the app may come back over HTTP/3.
+            response
+                .headers_mut()
+                .insert(header::ALT_SVC, quic.alt_svc.clone());
+        }
         self.proxy
             .metrics()
             .requests
@@ -264,7 +283,11 @@ impl Exchange {
         response
     }
 
-    async fn forward_inner(&self, request: Request<Incoming>) -> Response<OriginBody> {
+    async fn forward_inner<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<OriginBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let service = &self.service;
         let metrics = self.proxy.metrics();
         let admitted = service
@@ -318,7 +341,7 @@ impl Exchange {
         if let Some(host) = authority.and_then(|host| HeaderValue::from_str(&host).ok()) {
             parts.headers.insert(header::HOST, host);
         }
-        if let Ok(peer) = HeaderValue::from_str(&self.peer.ip().to_string()) {
+        if let Ok(peer) = HeaderValue::from_str(&peer.ip().to_string()) {
             parts.headers.insert(X_FORWARDED_FOR, peer);
         }
         parts

@@ -10,14 +10,14 @@
 //!   reload, health checks;
 //! - `exchange`: HTTP/1.1 and HTTP/2 forwarding of one verified
 //!   connection, parked between HTTP/1.1 requests;
+//! - `quic`: HTTP/3 over QUIC, the service chosen by address;
 //! - [`metrics`]: what the proxy counts.
-//!
-//! HTTP/3 comes with its own issue.
 
 mod exchange;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+mod quic;
 pub mod server;
 pub mod tickets;
 pub mod tls;

@@ -29,6 +29,16 @@ pub struct RefusalLabels {
     /// Empty when the SNI named no service.
     pub service: String,
     pub reason: String,
+    /// `tcp`, or `quic` for HTTP/3.
+    pub transport: String,
+}
+
+/// What was done with a QUIC Initial before any handshake work.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InitialLabels {
+    /// `accepted`, `retry` (address validation asked first),
+    /// `dropped_handshake_cap`, `no_service` (an address without HTTP/3).
+    pub action: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,6 +66,8 @@ pub struct Metrics {
     pub origin_healthy: Family<ServiceLabel, Gauge>,
     /// Sources the firewall's trusted set could not take in time.
     pub trusted_feed_dropped: Counter,
+    pub quic_initials: Family<InitialLabels, Counter>,
+    pub quic_handshakes_in_progress: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -77,6 +89,8 @@ impl Default for Metrics {
             origin_connections_opened: Family::default(),
             origin_healthy: Family::default(),
             trusted_feed_dropped: Counter::default(),
+            quic_initials: Family::default(),
+            quic_handshakes_in_progress: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -129,6 +143,16 @@ impl Default for Metrics {
             "Verified sources not passed to the firewall's trusted set (channel full)",
             metrics.trusted_feed_dropped.clone(),
         );
+        registry.register(
+            "quic_initials",
+            "New QUIC connections, by what was done before any handshake work",
+            metrics.quic_initials.clone(),
+        );
+        registry.register(
+            "quic_handshakes_in_progress",
+            "QUIC handshakes under way now",
+            metrics.quic_handshakes_in_progress.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -137,11 +161,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn refused(&self, service: &str, refusal: Refusal) {
+    /// Counts a refused connection; `transport` is `tcp` or `quic`.
+    pub fn refused(&self, transport: &str, service: &str, refusal: Refusal) {
         self.refusals
             .get_or_create(&RefusalLabels {
                 service: service.to_owned(),
                 reason: refusal.label().to_owned(),
+                transport: transport.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn quic_initial(&self, action: &str) {
+        self.quic_initials
+            .get_or_create(&InitialLabels {
+                action: action.to_owned(),
             })
             .inc();
     }

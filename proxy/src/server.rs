@@ -17,7 +17,7 @@ use hyper::{Request, Uri};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ixgate_policy::Config;
 use ixgate_policy::files::{self, FileError};
-use ixgate_policy::node::{Limits, Service, Timeouts};
+use ixgate_policy::node::{Limits, Quic, Service, Timeouts};
 use rustls::ServerConfig;
 use rustls::server::Acceptor;
 use tokio::io::AsyncWriteExt as _;
@@ -32,6 +32,7 @@ use crate::exchange::{ClientTls, Exchange};
 use crate::identity::ClientIdentity;
 use crate::limits::{RequestRate, SourceConnections};
 use crate::metrics::{HandshakeLabels, Metrics, ServiceLabel};
+use crate::quic::QuicService;
 use crate::tls::{self, Refusal, TlsError, UNRECOGNIZED_NAME_ALERT};
 use crate::upstream::{OriginBody, Transit, Upstream, UpstreamError};
 
@@ -77,7 +78,7 @@ pub enum ProxyError {
 /// One service as it runs: TLS, HTTP, upstream and limits.
 pub(crate) struct RunningService {
     pub(crate) name: String,
-    sni: Vec<String>,
+    pub(crate) sni: Vec<String>,
     tls: Arc<ServerConfig>,
     pub(crate) http1: hyper::server::conn::http1::Builder,
     pub(crate) http2: hyper::server::conn::http2::Builder<TokioExecutor>,
@@ -85,13 +86,18 @@ pub(crate) struct RunningService {
     pub(crate) limits: Limits,
     pub(crate) timeouts: Timeouts,
     pub(crate) rate: Mutex<RequestRate>,
+    /// HTTP/3, where the service has it.
+    pub(crate) quic: Option<QuicService>,
 }
 
 /// Everything a configuration says about the proxy, built as a whole
 /// (nothing of a bad configuration is used).
-struct Services {
+pub(crate) struct Services {
     list: Vec<Arc<RunningService>>,
     by_sni: HashMap<String, usize>,
+    /// The service of each HTTP/3 address.
+    by_quic_address: HashMap<IpAddr, usize>,
+    pub(crate) quic: Quic,
     /// The longest handshake timeout: the budget for a ClientHello, before
     /// the service (and so its own timeout) is known.
     hello_timeout: Duration,
@@ -107,6 +113,7 @@ impl Services {
         };
         let mut list = Vec::new();
         let mut by_sni = HashMap::new();
+        let mut by_quic_address = HashMap::new();
         for (index, service) in node.services.iter().enumerate() {
             let opened = metrics
                 .origin_connections_opened
@@ -119,9 +126,13 @@ impl Services {
                 &ticket_keys,
                 transit.clone(),
                 opened,
+                node.quic.max_handshakes,
             )?));
             for sni in &service.sni {
                 by_sni.insert(sni.to_string().to_ascii_lowercase(), index);
+            }
+            for address in service.http3.iter().flat_map(|http3| &http3.addresses) {
+                by_quic_address.insert(*address, index);
             }
         }
         let hello_timeout = node
@@ -133,8 +144,16 @@ impl Services {
         Ok(Self {
             list,
             by_sni,
+            by_quic_address,
+            quic: node.quic.clone(),
             hello_timeout,
         })
+    }
+
+    pub(crate) fn for_quic_address(&self, address: IpAddr) -> Option<&Arc<RunningService>> {
+        self.by_quic_address
+            .get(&address)
+            .and_then(|&index| self.list.get(index))
     }
 
     fn for_sni(&self, sni: &str) -> Option<&Arc<RunningService>> {
@@ -150,6 +169,7 @@ impl RunningService {
         ticket_keys: &[files::TicketKey],
         transit: Transit,
         origin_connections: Counter,
+        max_quic_handshakes: u32,
     ) -> Result<Self, ProxyError> {
         let limits = &service.limits;
         let idle = service.timeouts.client_idle.duration();
@@ -185,6 +205,7 @@ impl RunningService {
                     .requests_per_second_per_certificate
                     .per_second(),
             )),
+            quic: QuicService::build(service, ticket_keys, max_quic_handshakes)?,
         })
     }
 
@@ -215,6 +236,8 @@ pub struct Proxy {
     /// `true` once the node shuts down: listeners close, connections
     /// finish what they carry and go.
     draining: tokio::sync::watch::Sender<bool>,
+    /// A QUIC endpoint per HTTP/3 address, once bound.
+    quic_endpoints: Mutex<HashMap<IpAddr, quinn::Endpoint>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -224,7 +247,7 @@ impl std::fmt::Debug for Proxy {
 }
 
 /// A connection's place in the per-source count, given back on drop.
-struct SourceSlot<'a> {
+pub(crate) struct SourceSlot<'a> {
     proxy: &'a Proxy,
     source: IpAddr,
 }
@@ -238,7 +261,7 @@ impl Drop for SourceSlot<'_> {
 }
 
 /// One open connection in the active-connections gauge.
-struct Active<'a>(&'a Metrics);
+pub(crate) struct Active<'a>(pub(crate) &'a Metrics);
 
 impl Drop for Active<'_> {
     fn drop(&mut self) {
@@ -260,6 +283,7 @@ impl Proxy {
             sources: Mutex::new(SourceConnections::default()),
             trusted,
             draining: tokio::sync::watch::Sender::new(false),
+            quic_endpoints: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -268,9 +292,37 @@ impl Proxy {
     /// Established connections carry on with what they started with.
     pub fn reload(self: &Arc<Self>, config: &Config) -> Result<(), ProxyError> {
         let services = Arc::new(Services::build(config, &self.metrics)?);
+        self.serve_quic(&services)?;
         self.start_health_checks(&services);
         if let Ok(mut current) = self.services.write() {
             *current = services;
+        }
+        Ok(())
+    }
+
+    /// Binds an endpoint for every HTTP/3 address of `services` that has
+    /// none yet (all or none of them), then gives each endpoint its
+    /// service's configuration (none where HTTP/3 went).
+    fn serve_quic(self: &Arc<Self>, services: &Services) -> Result<(), ProxyError> {
+        let Ok(mut endpoints) = self.quic_endpoints.lock() else {
+            return Ok(());
+        };
+        let mut bound = Vec::new();
+        for &address in services.by_quic_address.keys() {
+            if !endpoints.contains_key(&address) {
+                bound.push((address, crate::quic::endpoint(address, None)?));
+            }
+        }
+        for (address, endpoint) in bound {
+            tokio::spawn(self.clone().quic_accept_loop(endpoint.clone()));
+            endpoints.insert(address, endpoint);
+        }
+        for (address, endpoint) in endpoints.iter() {
+            let config = services
+                .for_quic_address(*address)
+                .and_then(|service| service.quic.as_ref())
+                .map(|quic| quic.config.clone());
+            endpoint.set_server_config(config);
         }
         Ok(())
     }
@@ -305,7 +357,7 @@ impl Proxy {
             .collect()
     }
 
-    fn current(&self) -> Arc<Services> {
+    pub(crate) fn current(&self) -> Arc<Services> {
         match self.services.read() {
             Ok(services) => services.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -321,10 +373,12 @@ impl Proxy {
                 listen(address).map_err(|source| ProxyError::Listen { address, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let services = self.current();
+        self.serve_quic(&services)?;
         for listener in listeners {
             tokio::spawn(self.clone().accept_loop(listener));
         }
-        self.start_health_checks(&self.current());
+        self.start_health_checks(&services);
         Ok(())
     }
 
@@ -404,7 +458,7 @@ impl Proxy {
         let Some(leaf) = session.peer_certificates().and_then(<[_]>::first) else {
             // Client authentication is mandatory: rustls already refused.
             self.metrics
-                .refused(&service.name, Refusal::NoClientCertificate);
+                .refused("tcp", &service.name, Refusal::NoClientCertificate);
             return None;
         };
         let identity = ClientIdentity::from_der(leaf.as_ref());
@@ -420,11 +474,7 @@ impl Proxy {
                     .unwrap_or_default(),
             })
             .inc();
-        if let Some(trusted) = &self.trusted
-            && trusted.try_send(peer.ip()).is_err()
-        {
-            self.metrics.trusted_feed_dropped.inc();
-        }
+        self.tell_trusted(peer.ip());
         Some(Arc::new(Exchange {
             proxy: self.clone(),
             service,
@@ -445,7 +495,7 @@ impl Proxy {
         let accepted_at = Instant::now();
         let acceptor = LazyConfigAcceptor::new(Acceptor::default(), tcp);
         let refused = |service: &str, refusal| {
-            self.metrics.refused(service, refusal);
+            self.metrics.refused("tcp", service, refusal);
             None
         };
         let start =
@@ -477,7 +527,16 @@ impl Proxy {
         }
     }
 
-    fn open_slot(&self, source: IpAddr, max: u32) -> Option<SourceSlot<'_>> {
+    /// A source that completed mutual TLS, for the firewall's trusted set.
+    pub(crate) fn tell_trusted(&self, source: IpAddr) {
+        if let Some(trusted) = &self.trusted
+            && trusted.try_send(source).is_err()
+        {
+            self.metrics.trusted_feed_dropped.inc();
+        }
+    }
+
+    pub(crate) fn open_slot(&self, source: IpAddr, max: u32) -> Option<SourceSlot<'_>> {
         let mut sources = self.sources.lock().ok()?;
         sources.open(source, max).then_some(SourceSlot {
             proxy: self,

@@ -21,6 +21,8 @@ use crate::tickets::{ServiceTicketer, TicketError};
 
 /// ALPN, our preference first (RFC 7301).
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// ALPN of HTTP/3 (RFC 9114 §3.1).
+pub const ALPN_H3: &[u8] = b"h3";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -54,10 +56,34 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(provider)
 }
 
-/// The server configuration of `service`.
+/// The server configuration of `service` over TCP: TLS 1.3 and 1.2,
+/// HTTP/2 and HTTP/1.1.
 pub fn server_config(
     service: &Service,
     ticket_keys: &[TicketKey],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    build(
+        service,
+        ticket_keys,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+        &ALPN,
+    )
+}
+
+/// The server configuration of `service` over QUIC: TLS 1.3 (RFC 9001
+/// §4.2) and HTTP/3; the same CAs, CRLs and ticket keys as over TCP.
+pub fn quic_server_config(
+    service: &Service,
+    ticket_keys: &[TicketKey],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    build(service, ticket_keys, &[&rustls::version::TLS13], &[ALPN_H3])
+}
+
+fn build(
+    service: &Service,
+    ticket_keys: &[TicketKey],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let build = |message: &dyn std::fmt::Display| TlsError::Build {
         service: service.name.to_string(),
@@ -88,12 +114,12 @@ pub fn server_config(
     let chain = files::read_certificate_chain(&service.certificate)?;
     let key = files::read_private_key(&service.private_key)?;
     let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(versions)
         .map_err(|error| build(&error))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(|error| build(&error))?;
-    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     // Our order of suites (see `provider`), whatever the client prefers.
     config.ignore_client_order = true;
     config.max_early_data_size = 0;
@@ -185,6 +211,44 @@ impl Refusal {
             .map_or(Self::Protocol, Self::of_rustls)
     }
 
+    /// The refusal a failed QUIC handshake stands for. quinn gives the TLS
+    /// alert and rustls' words, not the error: the alert tells the kind,
+    /// the words what the alert merges (expired or not yet valid, an
+    /// unknown CA or revocation that cannot be told).
+    pub fn of_quic(error: &quinn::ConnectionError) -> Self {
+        use quinn::ConnectionError;
+        match error {
+            ConnectionError::TransportError(error) => {
+                let code = u64::from(error.code);
+                // Crypto errors are 0x100 + the TLS alert (RFC 9001 §4.8).
+                let Some(alert) = code.checked_sub(0x100).filter(|alert| *alert <= 0xff) else {
+                    return Self::Protocol;
+                };
+                let reason = error.reason.as_str();
+                match alert {
+                    116 => Self::NoClientCertificate,
+                    44 => Self::Revoked,
+                    45 if reason.contains("NotValidYet") || reason.contains("not valid yet") => {
+                        Self::NotYetValid
+                    }
+                    45 => Self::Expired,
+                    48 if reason.contains("RevocationList") => Self::CrlExpired,
+                    48 if reason.contains("RevocationStatus") => Self::RevocationUnknown,
+                    48 => Self::UnknownCa,
+                    43 => Self::WrongPurpose,
+                    40 | 70 | 120 => Self::Incompatible,
+                    42 | 46 | 51 => Self::BadCertificate,
+                    _ => Self::Protocol,
+                }
+            }
+            ConnectionError::TimedOut => Self::Timeout,
+            ConnectionError::ConnectionClosed(_) | ConnectionError::ApplicationClosed(_) => {
+                Self::ClientAlert
+            }
+            _ => Self::Protocol,
+        }
+    }
+
     fn of_rustls(error: &rustls::Error) -> Self {
         match error {
             rustls::Error::NoCertificatesPresented => Self::NoClientCertificate,
@@ -218,6 +282,67 @@ pub const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02
 #[cfg(test)]
 mod tests {
     use rustls::CipherSuite;
+
+    use super::Refusal;
+
+    /// How quinn reports rustls refusing a client: the alert as a crypto
+    /// error code (RFC 9001 §4.8), rustls' words as the reason.
+    fn refused_by_tls(alert: u8, reason: &str) -> quinn::ConnectionError {
+        let mut error =
+            quinn::ConnectionError::TransportError(quinn::TransportErrorCode::crypto(alert).into());
+        if let quinn::ConnectionError::TransportError(transport) = &mut error {
+            reason.clone_into(&mut transport.reason);
+        }
+        error
+    }
+
+    #[test]
+    fn quic_refusals_are_told_apart_by_alert_and_words() {
+        for (alert, reason, refusal) in [
+            (
+                116,
+                "peer sent no certificates",
+                Refusal::NoClientCertificate,
+            ),
+            (
+                48,
+                "invalid peer certificate: UnknownIssuer",
+                Refusal::UnknownCa,
+            ),
+            (
+                48,
+                "invalid peer certificate: ExpiredRevocationList",
+                Refusal::CrlExpired,
+            ),
+            (44, "invalid peer certificate: Revoked", Refusal::Revoked),
+            (
+                45,
+                "invalid peer certificate: certificate expired: verification time 2",
+                Refusal::Expired,
+            ),
+            (
+                45,
+                "invalid peer certificate: certificate not valid yet: verification time 1",
+                Refusal::NotYetValid,
+            ),
+            (
+                43,
+                "invalid peer certificate: InvalidPurpose",
+                Refusal::WrongPurpose,
+            ),
+            (120, "no application protocol", Refusal::Incompatible),
+        ] {
+            assert_eq!(
+                Refusal::of_quic(&refused_by_tls(alert, reason)),
+                refusal,
+                "{reason}"
+            );
+        }
+        assert_eq!(
+            Refusal::of_quic(&quinn::ConnectionError::TimedOut),
+            Refusal::Timeout
+        );
+    }
 
     #[test]
     fn suites_hashed_with_sha256_lead_aes_128_gcm_first() {

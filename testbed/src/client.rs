@@ -7,8 +7,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// The TLS versions the client offers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TlsVersions {
     /// What curl offers by default (1.2 and 1.3).
     #[default]
@@ -19,15 +21,17 @@ pub enum TlsVersions {
     Only13,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HttpVersion {
     #[default]
     Http11,
     Http2,
+    /// Over QUIC, by the testbed's own client ([`crate::h3`]).
+    Http3,
 }
 
 /// One request: `GET https://HOST:PORT/PATH`, HOST resolved to `address`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClientRequest {
     pub host: String,
     pub port: u16,
@@ -154,6 +158,7 @@ impl ClientRequest {
         args.push(match self.http {
             HttpVersion::Http11 => "--http1.1".to_owned(),
             HttpVersion::Http2 => "--http2".to_owned(),
+            HttpVersion::Http3 => "--http3-only".to_owned(),
         });
         for (name, value) in &self.headers {
             args.extend(["--header".to_owned(), format!("{name}: {value}")]);

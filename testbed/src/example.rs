@@ -11,6 +11,8 @@ use crate::{Lab, LabError};
 
 /// bank-a's anycast service address (examples/lab).
 pub const BANK_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+/// bank-b's service address (no HTTP/3 in the lab).
+pub const BANK_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
 
 /// The topology of examples/lab, with `ixgate run` in the ixgate nodes.
 pub fn topology() -> Result<Topology, LabError> {

@@ -507,8 +507,8 @@ impl Lab {
     /// An anycast service behind `node`'s firewall: `service`'s address on
     /// the node's loopback, and the route back to `customers` via
     /// `gateway` (the node learns no routes; placing addresses and routes
-    /// is the policy-routing issue's). TCP on it is the appliance's proxy;
-    /// UDP gets a plain echo until HTTP/3. Returns once `client` gets a
+    /// is the policy-routing issue's). TCP and UDP on it are the
+    /// appliance's proxy (HTTP/3 where the service has it). Returns once `client` gets a
     /// TCP answer, that is once the telcos route the anycast prefix to a
     /// node.
     pub fn start_anycast_service(
@@ -525,7 +525,6 @@ impl Lab {
         };
         self.exec(node, "ip", &["addr", "add", &address, "dev", "lo"])?;
         self.exec(node, "ip", &["route", "add", customers, "via", gateway])?;
-        self.start_service(node, service, true)?;
         wait::until(ANYCAST_DEADLINE, "a first TCP answer", || {
             let report = self
                 .probe(
@@ -689,6 +688,14 @@ impl Lab {
 
     /// Makes `request` from `node` with curl.
     pub fn request(&self, node: &str, request: &ClientRequest) -> Result<ClientOutcome, LabError> {
+        if request.http == crate::client::HttpVersion::Http3 {
+            let run = crate::h3::H3Run {
+                request: request.clone(),
+                count: 1,
+                move_to: None,
+            };
+            return Ok(self.h3(node, &run)?.first_outcome());
+        }
         let mut curl = self.command(node, "curl")?;
         curl.args(request.curl_args());
         let output = curl.output().map_err(|source| LabError::Spawn {
@@ -700,6 +707,38 @@ impl Lab {
             &String::from_utf8_lossy(&output.stdout),
             &String::from_utf8_lossy(&output.stderr),
         ))
+    }
+
+    /// HTTP/3 requests from `node` on one QUIC connection (see
+    /// [`crate::h3`]).
+    pub fn h3(&self, node: &str, run: &crate::h3::H3Run) -> Result<crate::h3::H3Report, LabError> {
+        let binary = sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?;
+        let mut command = self.command(node, &binary.to_string_lossy())?;
+        let request = serde_json::to_string(&run.request).map_err(|error| LabError::Router {
+            router: node.to_owned(),
+            message: error.to_string(),
+        })?;
+        command.args([
+            "h3",
+            "--request",
+            &request,
+            "--count",
+            &run.count.to_string(),
+        ]);
+        if let Some(address) = run.move_to {
+            command.args(["--move-to", &address.to_string()]);
+        }
+        let output = command.output().map_err(|source| LabError::Spawn {
+            what: "ixgate-testbed h3".into(),
+            source,
+        })?;
+        serde_json::from_slice(&output.stdout).map_err(|error| LabError::Router {
+            router: node.to_owned(),
+            message: format!(
+                "ixgate-testbed h3 printed no report ({error}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        })
     }
 
     /// `ixgate-testbed load` from `node`: app clients with a certificate

@@ -10,6 +10,7 @@ pub mod client;
 pub mod example;
 pub mod expect;
 pub mod flood;
+pub mod h3;
 mod lab;
 pub mod load;
 mod net;

@@ -88,6 +88,17 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
     },
+    /// HTTP/3 requests on one QUIC connection (REQUEST: a ClientRequest as
+    /// JSON); prints what they got, as JSON.
+    H3 {
+        #[arg(long)]
+        request: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Move to this source address after the first request.
+        #[arg(long)]
+        move_to: Option<std::net::IpAddr>,
+    },
     /// Write the test PKI (CAs, good and bad clients, CRLs, server and
     /// origin certificates, ticket keys) into DIR.
     Pki { dir: PathBuf },
@@ -182,6 +193,25 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => load(args),
+        Command::H3 {
+            request,
+            count,
+            move_to,
+        } => {
+            let request = serde_json::from_str(&request).context("the request")?;
+            let run = ixgate_testbed::h3::H3Run {
+                request,
+                count,
+                move_to,
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("tokio runtime")?;
+            let report = runtime.block_on(ixgate_testbed::h3::run(&run));
+            println!("{}", serde_json::to_string(&report).context("the report")?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Probe {
             transport,
             target,
