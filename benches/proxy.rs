@@ -252,8 +252,10 @@ fn sequential(lab: &Lab, ixgate: &Proxy, http: HttpVersion) -> Result<u32, Error
     }
     // curl takes the URLs one after another on one connection.
     let mut args = request.curl_args();
-    let url = args.last().cloned().ok_or("no URL")?;
-    for _ in 1..SEQUENTIAL_REQUESTS {
+    let url = args.pop().ok_or("no URL")?;
+    // Each status on a line of its own, whatever the bodies end with.
+    args.extend(["--write-out".to_owned(), "\n%{http_code}\n".to_owned()]);
+    for _ in 0..SEQUENTIAL_REQUESTS {
         args.push(url.clone());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
