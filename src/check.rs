@@ -175,7 +175,14 @@ fn render_plan(dir: &Path, plan: &Plan) -> String {
     out.push_str(&rights.render("    "));
 
     out.push_str("\n  services\n");
-    let mut services = Table::new(&["SERVICE", "SNI", "ORIGINS", "ORIGIN NAME", "CRLS"]);
+    let mut services = Table::new(&[
+        "SERVICE",
+        "SNI",
+        "ORIGINS",
+        "ORIGIN NAME",
+        "CRLS",
+        "HTTP/3 ON",
+    ]);
     for service in &plan.services {
         services.row(vec![
             service.name.to_string(),
@@ -183,6 +190,7 @@ fn render_plan(dir: &Path, plan: &Plan) -> String {
             join(&service.origins, "-"),
             service.origin_sni.to_string(),
             service.crls.to_string(),
+            join(&service.http3, "-"),
         ]);
     }
     out.push_str(&services.render("    "));

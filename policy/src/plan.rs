@@ -97,6 +97,8 @@ pub struct ServicePlan {
     pub origins: Vec<OriginUrl>,
     pub origin_sni: DnsName,
     pub crls: usize,
+    /// Addresses taking its HTTP/3 (none: TCP only).
+    pub http3: Vec<IpAddr>,
 }
 
 /// The plan for `config` with `drained` telcos getting no announcements.
@@ -195,5 +197,10 @@ fn service_plan(service: &Service) -> ServicePlan {
         origins: service.origins.clone(),
         origin_sni: service.origin_sni.clone(),
         crls: service.crls.len(),
+        http3: service
+            .http3
+            .as_ref()
+            .map(|http3| http3.addresses.clone())
+            .unwrap_or_default(),
     }
 }

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use ixgate_testbed::client::{ClientOutcome, ClientRequest};
+use ixgate_testbed::client::{ClientOutcome, ClientRequest, HttpVersion};
 use ixgate_testbed::example::BANK_A;
 use ixgate_testbed::flood::{Flood, FloodKind, FloodRate};
 use ixgate_testbed::routers::{Family, SessionState};
@@ -173,6 +173,18 @@ fn mutual_tls(lab: &Lab) -> Result<(), LabError> {
         }
         ClientOutcome::Response { status, .. } => {
             println!("   client-a without a certificate: UNEXPECTED answer {status}");
+        }
+    }
+    // The same app over QUIC: bank-a's service address takes HTTP/3.
+    let h3 = app_request(lab, true).http(HttpVersion::Http3);
+    let asked = Instant::now();
+    match lab.request("client-a", &h3)? {
+        ClientOutcome::Response { status, .. } => println!(
+            "   client-a over HTTP/3 (QUIC, the same mutual TLS): HTTP {status} in {} ms",
+            asked.elapsed().as_millis()
+        ),
+        ClientOutcome::Failed { message, .. } => {
+            println!("   client-a over HTTP/3: UNEXPECTED failure ({message})");
         }
     }
     Ok(())
