@@ -237,6 +237,7 @@ fn sequential(lab: &Lab, ixgate: &Proxy, http: HttpVersion) -> Result<u32, Error
             request,
             count: SEQUENTIAL_REQUESTS,
             move_to: None,
+            stall: None,
         };
         let report = lab.h3(NODE, &run)?;
         if let Some(error) = report.error {

@@ -69,6 +69,7 @@ fn apps_over_http3_get_through_others_are_refused_and_a_moving_phone_keeps_its_c
     a_phone_that_moves_keeps_its_connection(&lab);
     tcp_answers_advertise_http3_where_the_service_has_it(&lab);
     under_load_new_clients_prove_their_address_first(&lab);
+    beyond_the_handshake_cap_initials_are_dropped(&lab);
 }
 
 fn the_app_gets_through_with_its_identity(lab: &Lab) {
@@ -208,6 +209,7 @@ fn a_phone_that_moves_keeps_its_connection(lab: &Lab) {
         request: h3_request(lab, "api.bank-a.example", Some("bank-a-client-good")).path("/moving"),
         count: 3,
         move_to: Some(IpAddr::V4(CLIENT_MOVED)),
+        stall: None,
     };
     let report = lab.h3(CLIENT, &run).expect("the h3 client runs");
     assert_eq!(report.error, None, "{report:?}");
@@ -300,15 +302,20 @@ fn tcp_answers_advertise_http3_where_the_service_has_it(lab: &Lab) {
     );
 }
 
+/// Rewrites node-1's `[quic]` section (appended last) and reloads.
+fn set_quic(lab: &Lab, section: &str) {
+    let file = lab.run_dir().join("config").join(NODE).join("ixgate.toml");
+    let text = std::fs::read_to_string(&file).expect("node-1's file");
+    let kept = text.split("\n[quic]\n").next().unwrap_or_default();
+    std::fs::write(&file, format!("{kept}\n[quic]\n{section}")).expect("node-1's file");
+    lab.ctl(NODE, &["reload"]).expect("the reload is taken");
+}
+
 /// With `retry_above_handshakes = 0` every handshake counts as load: a new
 /// client gets a Retry and must echo its token before any handshake work,
 /// which a spoofed source cannot.
 fn under_load_new_clients_prove_their_address_first(lab: &Lab) {
-    let file = lab.run_dir().join("config").join(NODE).join("ixgate.toml");
-    let mut text = std::fs::read_to_string(&file).expect("node-1's file");
-    text.push_str("\n[quic]\nretry_above_handshakes = 0\n");
-    std::fs::write(&file, text).expect("node-1's file");
-    lab.ctl(NODE, &["reload"]).expect("the reload is taken");
+    set_quic(lab, "retry_above_handshakes = 0\n");
     let retries = "ixgate_proxy_quic_initials_total{action=\"retry\"}";
     let retries_before = metric(lab, retries);
     let good = h3_request(lab, "api.bank-a.example", Some("bank-a-client-good")).path("/retried");
@@ -318,4 +325,58 @@ fn under_load_new_clients_prove_their_address_first(lab: &Lab) {
         "the app proves its address and gets through: {outcome:?}"
     );
     assert_eq!(metric(lab, retries) - retries_before, 1, "one Retry");
+}
+
+/// With `max_handshakes = 1`, one slow phone (4 s at the certificate,
+/// within the 5 s handshake timeout)'s handshake in progress
+/// fills the node: the next app's Initials are dropped unanswered (it
+/// times out), and the slow phone still gets through.
+fn beyond_the_handshake_cap_initials_are_dropped(lab: &Lab) {
+    set_quic(lab, "retry_above_handshakes = 100\nmax_handshakes = 1\n");
+    let slow = H3Run {
+        request: h3_request(lab, "api.bank-a.example", Some("bank-a-client-good"))
+            .path("/slow")
+            .timeout(Duration::from_secs(10)),
+        count: 1,
+        move_to: None,
+        stall: Some(Duration::from_secs(4)),
+    };
+    let slow_phone = lab
+        .h3_command(CLIENT, &slow)
+        .expect("the h3 client")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the slow phone starts");
+    let in_progress = "ixgate_proxy_quic_handshakes_in_progress";
+    wait::until(
+        Duration::from_secs(3),
+        "the slow handshake under way",
+        || match metric(lab, in_progress) {
+            1 => Ok(()),
+            other => Err(NotYet::Pending(format!("{in_progress} = {other}"))),
+        },
+    )
+    .expect("one handshake in progress");
+    let dropped = "ixgate_proxy_quic_initials_total{action=\"dropped_handshake_cap\"}";
+    let dropped_before = metric(lab, dropped);
+    let turned_away = h3_request(lab, "api.bank-a.example", Some("bank-a-client-good"))
+        .path("/turned-away")
+        .timeout(Duration::from_millis(1500));
+    let outcome = lab
+        .request(CLIENT, &turned_away)
+        .expect("the h3 client runs");
+    assert!(
+        matches!(outcome, ClientOutcome::Failed { .. }),
+        "over the cap: {outcome:?}"
+    );
+    assert!(metric(lab, dropped) > dropped_before, "counted as dropped");
+    let output = slow_phone.wait_with_output().expect("the slow phone ends");
+    let report: ixgate_testbed::h3::H3Report =
+        serde_json::from_slice(&output.stdout).expect("the slow phone's report");
+    assert_eq!(
+        report.responses.first().map(|response| response.status),
+        Some(200),
+        "the slow phone got through: {report:?}"
+    );
+    set_quic(lab, "");
 }

@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Buf as _;
 use rustls::client::WebPkiServerVerifier;
@@ -59,6 +60,9 @@ pub struct H3Run {
     pub count: u32,
     /// Move to this source address after the first request.
     pub move_to: Option<IpAddr>,
+    /// Hold the handshake this long at the server's certificate (a slow
+    /// phone): the server counts a handshake in progress meanwhile.
+    pub stall: Option<Duration>,
 }
 
 /// Runs `run` and reports; never fails, the failure is in the report.
@@ -72,7 +76,7 @@ pub async fn run(run: &H3Run) -> H3Report {
 
 async fn requests(run: &H3Run, report: &mut H3Report) -> Result<(), String> {
     let request = &run.request;
-    let config = client_config(request)?;
+    let config = client_config(request, run.stall)?;
     let unspecified = match request.address {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -173,7 +177,10 @@ async fn one(
     ))
 }
 
-fn client_config(request: &ClientRequest) -> Result<quinn::ClientConfig, String> {
+fn client_config(
+    request: &ClientRequest,
+    stall: Option<Duration>,
+) -> Result<quinn::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for certificate in read_certificates(&request.ca)? {
@@ -188,7 +195,7 @@ fn client_config(request: &ClientRequest) -> Result<quinn::ClientConfig, String>
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|error| format!("TLS: {error}"))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyName(verifier)));
+        .with_custom_certificate_verifier(Arc::new(AnyName { verifier, stall }));
     let mut config = match &request.certificate {
         Some((certificate, key)) => {
             let chain = read_certificates(certificate)?;
@@ -215,7 +222,10 @@ fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'stati
 /// The server's chain checked against the CA, its name not: a client that
 /// sends a name no service has must reach the server's own check.
 #[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
+struct AnyName {
+    verifier: Arc<WebPkiServerVerifier>,
+    stall: Option<Duration>,
+}
 
 impl ServerCertVerifier for AnyName {
     fn verify_server_cert(
@@ -226,10 +236,17 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        if let Some(stall) = self.stall {
+            // The whole client waits: it is a process of its own.
+            std::thread::sleep(stall);
+        }
+        match self.verifier.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -243,7 +260,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.verifier.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -252,10 +269,10 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.verifier.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.verifier.supported_verify_schemes()
     }
 }

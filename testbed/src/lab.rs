@@ -693,6 +693,7 @@ impl Lab {
                 request: request.clone(),
                 count: 1,
                 move_to: None,
+                stall: None,
             };
             return Ok(self.h3(node, &run)?.first_outcome());
         }
@@ -709,9 +710,9 @@ impl Lab {
         ))
     }
 
-    /// HTTP/3 requests from `node` on one QUIC connection (see
-    /// [`crate::h3`]).
-    pub fn h3(&self, node: &str, run: &crate::h3::H3Run) -> Result<crate::h3::H3Report, LabError> {
+    /// `ixgate-testbed h3` in `node`, for a caller that runs it alongside
+    /// something else; its standard output is the report.
+    pub fn h3_command(&self, node: &str, run: &crate::h3::H3Run) -> Result<Command, LabError> {
         let binary = sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?;
         let mut command = self.command(node, &binary.to_string_lossy())?;
         let request = serde_json::to_string(&run.request).map_err(|error| LabError::Router {
@@ -728,6 +729,16 @@ impl Lab {
         if let Some(address) = run.move_to {
             command.args(["--move-to", &address.to_string()]);
         }
+        if let Some(stall) = run.stall {
+            command.args(["--stall-ms", &stall.as_millis().to_string()]);
+        }
+        Ok(command)
+    }
+
+    /// HTTP/3 requests from `node` on one QUIC connection (see
+    /// [`crate::h3`]).
+    pub fn h3(&self, node: &str, run: &crate::h3::H3Run) -> Result<crate::h3::H3Report, LabError> {
+        let mut command = self.h3_command(node, run)?;
         let output = command.output().map_err(|source| LabError::Spawn {
             what: "ixgate-testbed h3".into(),
             source,

@@ -98,6 +98,9 @@ enum Command {
         /// Move to this source address after the first request.
         #[arg(long)]
         move_to: Option<std::net::IpAddr>,
+        /// Hold the handshake this long at the server's certificate.
+        #[arg(long)]
+        stall_ms: Option<u64>,
     },
     /// Write the test PKI (CAs, good and bad clients, CRLs, server and
     /// origin certificates, ticket keys) into DIR.
@@ -197,12 +200,14 @@ fn main() -> anyhow::Result<ExitCode> {
             request,
             count,
             move_to,
+            stall_ms,
         } => {
             let request = serde_json::from_str(&request).context("the request")?;
             let run = ixgate_testbed::h3::H3Run {
                 request,
                 count,
                 move_to,
+                stall: stall_ms.map(std::time::Duration::from_millis),
             };
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
