@@ -327,10 +327,10 @@ fn under_load_new_clients_prove_their_address_first(lab: &Lab) {
     assert_eq!(metric(lab, retries) - retries_before, 1, "one Retry");
 }
 
-/// With `max_handshakes = 1`, one slow phone (4 s at the certificate,
-/// within the 5 s handshake timeout)'s handshake in progress
-/// fills the node: the next app's Initials are dropped unanswered (it
-/// times out), and the slow phone still gets through.
+/// With `max_handshakes = 1`, the handshake of one slow phone (held 4 s
+/// at the certificate, within the 5 s handshake timeout) fills the node:
+/// the next app's Initials are dropped unanswered (it times out), and the
+/// slow phone still gets through.
 fn beyond_the_handshake_cap_initials_are_dropped(lab: &Lab) {
     set_quic(lab, "retry_above_handshakes = 100\nmax_handshakes = 1\n");
     let slow = H3Run {
