@@ -304,11 +304,11 @@ fn tcp_answers_advertise_http3_where_the_service_has_it(lab: &Lab) {
 
 /// Rewrites node-1's `[quic]` section (appended last) and reloads.
 fn set_quic(lab: &Lab, section: &str) {
-    let file = lab.run_dir().join("config").join(NODE).join("ixgate.toml");
-    let text = std::fs::read_to_string(&file).expect("node-1's file");
-    let kept = text.split("\n[quic]\n").next().unwrap_or_default();
-    std::fs::write(&file, format!("{kept}\n[quic]\n{section}")).expect("node-1's file");
-    lab.ctl(NODE, &["reload"]).expect("the reload is taken");
+    lab.reconfigure(NODE, |text| {
+        let kept = text.split("\n[quic]\n").next().unwrap_or_default();
+        format!("{kept}\n[quic]\n{section}")
+    })
+    .expect("the reload is taken");
 }
 
 /// With `retry_above_handshakes = 0` every handshake counts as load: a new

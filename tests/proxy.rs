@@ -654,3 +654,85 @@ fn sessions_resume_on_either_node_and_a_crl_reload_ends_them_for_the_newly_revok
     // The refusal that ended the wait for the reload, and the one after.
     assert_eq!(metrics.value(revoked), Some(2.0), "{metrics}");
 }
+
+/// node-1's file with bank-a's client idle timeout at `idle` (the lab's is
+/// the default 60 s), reloaded.
+fn set_bank_a_idle(lab: &Lab, idle: &str) {
+    lab.reconfigure(NODE, |text| {
+        // bank-a is the first service: its tables end where bank-b's begins.
+        let bank_b = "\n[[services]]\nname = \"bank-b\"";
+        text.replacen(
+            bank_b,
+            &format!("\n[services.timeouts]\nclient_idle = \"{idle}\"\n{bank_b}"),
+            1,
+        )
+    })
+    .expect("the reload is taken");
+}
+
+/// The seconds from `since` to now, for assertions on timeouts.
+fn seconds_since(since: std::time::Instant) -> f64 {
+    since.elapsed().as_secs_f64()
+}
+
+#[test]
+fn idle_http2_connections_and_slow_request_heads_are_closed_on_time() {
+    let _one = ONE_LAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lab = lab();
+    set_bank_a_idle(&lab, "2s");
+    let before = origin_log(&lab, "origin-a").len();
+
+    // HTTP/2 has no idle timeout in hyper: our watchdog sends GOAWAY after
+    // 2 s without a byte either way, and ends the connection.
+    let mut h2 = session(&lab, "bank-a-client-good", "h2.session", None);
+    h2.request = h2.request.http(HttpVersion::Http2);
+    let mut opened = lab.open_session(CLIENT, &h2).expect("s_client runs");
+    // An app's HTTP/2 start (RFC 9113 §3.4): the preface and an empty
+    // SETTINGS frame; then nothing.
+    let mut start = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    start.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    assert!(opened.send(&start), "the connection is open");
+    let since = std::time::Instant::now();
+    let transcript = opened.closed().expect("s_client ends");
+    let idle_for = seconds_since(since);
+    // GOAWAY (RFC 9113 §6.8: length 8, type 7, stream 0) after 2 s;
+    // s_client does not answer the PING that h2 sends with it, like a
+    // phone gone silent, so the connection ends after the 5 s grace (without
+    // the watchdog it would stay until s_client's own 30 s bound).
+    assert!(
+        transcript.contains("\0\0\x08\x07\0\0\0\0\0"),
+        "a GOAWAY came: {transcript}"
+    );
+    assert!(
+        (6.5..8.5).contains(&idle_for),
+        "closed {idle_for:.1} s after its last bytes (idle 2 s, grace 5 s)"
+    );
+
+    // Slowloris: a request head one byte at a time keeps bytes moving, so
+    // the idle timer never fires; the head's own deadline (the idle time,
+    // at most 10 s) closes the connection all the same.
+    let slow = session(&lab, "bank-a-client-good", "slow.session", None);
+    let mut opened = lab.open_session(CLIENT, &slow).expect("s_client runs");
+    let head = b"GET /slowloris HTTP/1.1\r\nHost: api.bank-a.example\r\nX-Padding: ";
+    let since = std::time::Instant::now();
+    let mut sent = 0;
+    // One byte every 200 ms: the attack's pace, not a wait for a state.
+    while seconds_since(since) < 15.0 && opened.send(&[head[sent % head.len()]]) {
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let trickled_for = seconds_since(since);
+    assert!(
+        (1.5..4.0).contains(&trickled_for),
+        "the slow head was cut off after {trickled_for:.1} s ({sent} bytes sent)"
+    );
+    let _ = opened.closed();
+    let arrived = origin_log(&lab, "origin-a");
+    assert_eq!(
+        arrived.len(),
+        before,
+        "nothing of either reached the bank: {arrived:#?}"
+    );
+}

@@ -177,6 +177,8 @@ impl ClientRequest {
 /// One HTTP/1.1 request over `openssl s_client`, the client that keeps its
 /// TLS session in a file and offers it on the next connection (to any
 /// node): what resumption tests need, and curl cannot do across runs.
+/// With `request.http` HTTP/2 it offers ALPN h2 and sends nothing of its
+/// own: a connection that idles.
 #[derive(Clone, Debug)]
 pub struct SessionRequest {
     pub request: ClientRequest,
@@ -205,7 +207,10 @@ impl SessionRequest {
             &request.ca.to_string_lossy(),
             "-verify_return_error",
             "-alpn",
-            "http/1.1",
+            match request.http {
+                HttpVersion::Http2 => "h2",
+                HttpVersion::Http11 | HttpVersion::Http3 => "http/1.1",
+            },
             // Read the answer to the end: the server closes after it.
             "-ign_eof",
             "-sess_out",

@@ -637,6 +637,23 @@ impl Lab {
             })
     }
 
+    /// Rewrites `node`'s node file (`ixgate.toml` of the lab's copy of the
+    /// configuration) with `edit`, then has the appliance reload it.
+    pub fn reconfigure(
+        &self,
+        node: &str,
+        edit: impl FnOnce(&str) -> String,
+    ) -> Result<serde_json::Value, LabError> {
+        let file = self.run_dir.join("config").join(node).join("ixgate.toml");
+        let io = |source| LabError::Io {
+            path: file.clone(),
+            source,
+        };
+        let text = std::fs::read_to_string(&file).map_err(io)?;
+        std::fs::write(&file, edit(&text)).map_err(io)?;
+        self.ctl(node, &["reload"])
+    }
+
     /// `ixgate ctl --json ARGS` against the appliance in `node`.
     pub fn ctl(&self, node: &str, args: &[&str]) -> Result<serde_json::Value, LabError> {
         let binary = sibling_binary("ixgate", "IXGATE_BIN")?;
@@ -1087,6 +1104,32 @@ pub struct OpenSession {
 }
 
 impl OpenSession {
+    /// Writes `bytes` to the server; `false` once the connection is gone
+    /// (s_client ended when the server closed it).
+    pub fn send(&mut self, bytes: &[u8]) -> bool {
+        use std::io::Write as _;
+        self.child
+            .stdin
+            .as_mut()
+            .is_some_and(|stdin| stdin.write_all(bytes).and_then(|()| stdin.flush()).is_ok())
+    }
+
+    /// Waits, sending nothing more, until the server closes the connection
+    /// (or s_client's own 30 s bound ends it); returns what it printed,
+    /// the server's bytes included (binary frames kept where they are
+    /// valid UTF-8, as frame headers are).
+    pub fn closed(mut self) -> Result<String, LabError> {
+        use std::io::Read as _;
+        let mut rest = Vec::new();
+        let _ = self.stdout.read_to_end(&mut rest);
+        self.seen.push_str(&String::from_utf8_lossy(&rest));
+        self.child.wait().map_err(|source| LabError::Spawn {
+            what: "openssl s_client".into(),
+            source,
+        })?;
+        Ok(self.seen)
+    }
+
     /// Sends the request, reads the answer to the close.
     pub fn finish(mut self) -> Result<SessionOutcome, LabError> {
         use std::io::{Read as _, Write as _};
