@@ -13,6 +13,10 @@
 //! which h2load and wrk cannot present). CPU is each proxy process's user
 //! plus system time (/proc/PID/stat); memory is its resident set.
 //!
+//! Two rounds: one thread each (`[proxy] threads = 1`, HAProxy's
+//! `nbthread 1`), where a proxy can have a core while the load generator
+//! has the other, then two each, where all three share both cores.
+//!
 //! The per-certificate request rate is raised for this run, so that
 //! ixgate's limit does not stop the keep-alive test; everything else is
 //! node-1's configuration.
@@ -73,8 +77,9 @@ struct Proxy {
     name: &'static str,
     address: Ipv4Addr,
     pid: u32,
-    /// Keeps the process (ended with the lab).
-    _child: Child,
+    /// The process as started (a wrapper entering node-1), waited for
+    /// once the proxy is stopped.
+    child: Child,
 }
 
 fn main() -> Result<(), Error> {
@@ -86,47 +91,86 @@ fn main() -> Result<(), Error> {
             &["addr", "add", &format!("{address}/32"), "dev", "lo"],
         )?;
     }
-    let dir = lab.run_dir().join("bench-proxy");
-    std::fs::create_dir_all(&dir)?;
+    if std::env::args().any(|arg| arg == "http3") {
+        let proxies = start_both(&lab, 2)?;
+        let measured = http3_against_http2(&lab, &proxies[0]);
+        stop_both(proxies)?;
+        return measured;
+    }
+    // One thread each (the proxy has a core while the load generator has
+    // the other), then two each (all three share both cores).
+    for threads in [1, 2] {
+        let proxies = start_both(&lab, threads)?;
+        compare(&lab, &proxies, threads)?;
+        if threads == 2 {
+            println!();
+            http3_against_http2(&lab, &proxies[0])?;
+        }
+        stop_both(proxies)?;
+        println!();
+    }
+    Ok(())
+}
 
-    let ixgate_config = ixgate_config(&lab, &dir)?;
+/// ixgate and HAProxy, `threads` threads each, answering.
+fn start_both(lab: &Lab, threads: u32) -> Result<[Proxy; 2], Error> {
+    let dir = lab.run_dir().join(format!("bench-proxy-{threads}"));
+    std::fs::create_dir_all(&dir)?;
+    let ixgate_config = ixgate_config(lab, &dir, threads)?;
     let ixgate = start(
-        &lab,
+        lab,
         "ixgate",
         IXGATE_ADDRESS,
         &sibling_binary("ixgate", "IXGATE_BIN")?.to_string_lossy(),
         &["proxy".into(), "--config".into(), ixgate_config],
         &dir,
     )?;
-    let haproxy_config = haproxy_config(&lab, &dir)?;
+    let haproxy_config = haproxy_config(lab, &dir, threads)?;
     let haproxy = start(
-        &lab,
+        lab,
         "HAProxy 2.6",
         HAPROXY_ADDRESS,
         "haproxy",
         &["-db".into(), "-f".into(), haproxy_config],
         &dir,
     )?;
-    let proxies = [ixgate, haproxy];
-    if std::env::args().any(|arg| arg == "http3") {
-        return http3_against_http2(&lab, &proxies[0]);
-    }
+    Ok([ixgate, haproxy])
+}
 
-    println!("== mTLS proxies, bank-a's service, node-1 (2 cores shared with the load generator)");
+/// Stops both proxies (processes this benchmark started, by PID) and
+/// waits until they are gone.
+fn stop_both(proxies: [Proxy; 2]) -> Result<(), Error> {
+    for mut proxy in proxies {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &proxy.pid.to_string()])
+            .status()?;
+        if !status.success() {
+            return Err(format!("cannot stop {} ({})", proxy.name, proxy.pid).into());
+        }
+        proxy.child.wait()?;
+    }
+    Ok(())
+}
+
+/// The side-by-side table of ixgate and HAProxy with `threads` threads.
+fn compare(lab: &Lab, proxies: &[Proxy; 2], threads: u32) -> Result<(), Error> {
+    println!(
+        "== mTLS proxies with {threads} thread(s) each, bank-a's service, node-1 (2 cores shared with the load generator)"
+    );
     println!(
         "{:<44} {:>14} {:>14} {:>8}",
         "", proxies[0].name, proxies[1].name, "ratio"
     );
-    let full = per_proxy(&proxies, |proxy| {
-        handshakes(&lab, proxy, false, FULL_HANDSHAKES)
+    let full = per_proxy(proxies, |proxy| {
+        handshakes(lab, proxy, false, FULL_HANDSHAKES)
     })?;
     print_row(
         "full handshakes + 1 request / CPU-s",
         full.each_ref().map(|(report, cpu)| report.ok as f64 / cpu),
     );
-    print_failures(&proxies, &full);
-    let resumed = per_proxy(&proxies, |proxy| {
-        handshakes(&lab, proxy, true, RESUMED_HANDSHAKES)
+    print_failures(proxies, &full);
+    let resumed = per_proxy(proxies, |proxy| {
+        handshakes(lab, proxy, true, RESUMED_HANDSHAKES)
     })?;
     print_row(
         "resumed handshakes + 1 request / CPU-s",
@@ -140,8 +184,8 @@ fn main() -> Result<(), Error> {
             .each_ref()
             .map(|(report, _)| 100.0 * report.resumed as f64 / report.ok.max(1) as f64),
     );
-    print_failures(&proxies, &resumed);
-    let keepalive = per_proxy(&proxies, |proxy| keepalive_requests(&lab, proxy))?;
+    print_failures(proxies, &resumed);
+    let keepalive = per_proxy(proxies, |proxy| keepalive_requests(lab, proxy))?;
     print_row(
         &format!("keep-alive requests/s ({KEEPALIVE_CONNECTIONS} connections)"),
         keepalive
@@ -160,10 +204,10 @@ fn main() -> Result<(), Error> {
             .each_ref()
             .map(|(report, cpu)| report.ok as f64 / cpu),
     );
-    print_failures(&proxies, &keepalive);
+    print_failures(proxies, &keepalive);
     let memory = [
-        idle_memory(&lab, &proxies[0])?,
-        idle_memory(&lab, &proxies[1])?,
+        idle_memory(lab, &proxies[0])?,
+        idle_memory(lab, &proxies[1])?,
     ];
     print_row(
         &format!("memory per idle mTLS connection (KiB, {IDLE_CONNECTIONS})"),
@@ -174,8 +218,7 @@ fn main() -> Result<(), Error> {
         "ratio: ixgate / HAProxy (higher is better for rates, lower for latency and memory). \
          Targets: full ≥ 4, resumed ≥ 5, keep-alive ≥ 1.5 with p99 no worse, memory ≤ 0.6."
     );
-    println!();
-    http3_against_http2(&lab, &proxies[0])
+    Ok(())
 }
 
 /// What HTTP/3 costs per request against HTTP/2 (and HTTP/1.1).
@@ -268,8 +311,9 @@ fn sequential(lab: &Lab, ixgate: &Proxy, http: HttpVersion) -> Result<u32, Error
 }
 
 /// Node-1's configuration as the lab runs it, with ixgate's address for
-/// this run and the per-certificate rate raised; returns node-1's dir.
-fn ixgate_config(lab: &Lab, dir: &Path) -> Result<String, Error> {
+/// this run, the per-certificate rate raised and `threads` proxy threads;
+/// returns node-1's dir.
+fn ixgate_config(lab: &Lab, dir: &Path, threads: u32) -> Result<String, Error> {
     let copy = dir.join("ixgate-config");
     let status = std::process::Command::new("cp")
         .arg("-r")
@@ -305,6 +349,7 @@ fn ixgate_config(lab: &Lab, dir: &Path) -> Result<String, Error> {
         )
         .into());
     }
+    let _ = write!(changed, "\n[proxy]\nthreads = {threads}\n");
     std::fs::write(&node_file, changed)?;
     Ok(copy.join(NODE).to_string_lossy().into_owned())
 }
@@ -313,7 +358,7 @@ fn ixgate_config(lab: &Lab, dir: &Path) -> Result<String, Error> {
 /// bank's CAs and CRLs (verify required, TLS 1.2 and 1.3), identity
 /// headers (it has no SAN fetch), re-encryption to the origin with its CA
 /// pinned and its name, from the transit source and device, pooled.
-fn haproxy_config(lab: &Lab, dir: &Path) -> Result<String, Error> {
+fn haproxy_config(lab: &Lab, dir: &Path, threads: u32) -> Result<String, Error> {
     let pki = lab.pki_dir();
     let pki = pki.to_string_lossy();
     let mut crt_list = String::new();
@@ -340,7 +385,7 @@ fn haproxy_config(lab: &Lab, dir: &Path) -> Result<String, Error> {
         )
     };
     let config = format!(
-        "global\n    nbthread 2\n    maxconn 5000\n    tune.ssl.cachesize 20000\n    \
+        "global\n    nbthread {threads}\n    maxconn 5000\n    tune.ssl.cachesize 20000\n    \
          ssl-default-bind-ciphersuites \
          TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384\n    \
          ssl-default-bind-ciphers \
@@ -405,7 +450,7 @@ fn start(
         name,
         address,
         pid,
-        _child: child,
+        child,
     };
     let one = LoadMode::Handshakes {
         count: 1,

@@ -640,10 +640,7 @@ fn service_addresses(config: &Config) -> Vec<SocketAddr> {
 /// it. For trying a proxy configuration, and for benchmarks.
 pub fn proxy_only(dir: &Path) -> Result<(), RunError> {
     let config = load(dir)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)?;
+    let runtime = runtime(&config)?;
     runtime.block_on(async {
         let proxy = Proxy::new(&config, None)?;
         proxy.serve(&service_addresses(&config))?;
@@ -664,6 +661,16 @@ pub fn proxy_only(dir: &Path) -> Result<(), RunError> {
     })
 }
 
+/// The runtime of the appliance (the proxy is most of its work): as many
+/// worker threads as `[proxy] threads` says, else one per core.
+fn runtime(config: &Config) -> Result<tokio::runtime::Runtime, RunError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.node.proxy.threads {
+        builder.worker_threads(usize::try_from(threads).unwrap_or(1));
+    }
+    builder.enable_all().build().map_err(RunError::Runtime)
+}
+
 /// Verified sources waiting for the firewall's next tick.
 const TRUSTED_FEED: usize = 4096;
 
@@ -673,10 +680,7 @@ const TRUSTED_FEED: usize = 4096;
 pub fn run(dir: &Path, control_socket: Option<PathBuf>) -> Result<(), RunError> {
     let config = load(dir)?;
     let socket = control_socket.unwrap_or_else(|| config.node.management.control_socket.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)?;
+    let runtime = runtime(&config)?;
     let (trusted, trusted_feed) = tokio::sync::mpsc::channel(TRUSTED_FEED);
     let (flood_events, floods) = tokio::sync::mpsc::unbounded_channel();
     // The firewall goes in before anything is announced.

@@ -27,6 +27,21 @@ pub struct NodeFile {
     pub firewall: Firewall,
     #[serde(default)]
     pub quic: Quic,
+    #[serde(default)]
+    pub proxy: ProxySection,
+}
+
+/// `[proxy]`: how the proxy uses the machine.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// Worker threads of the runtime that carries the proxy (and the
+    /// rest of the appliance); none: one per core.
+    pub threads: Option<u32>,
+}
+
+impl ProxySection {
+    pub const MAX_THREADS: u32 = 256;
 }
 
 /// `[node]`: identity and pairing.

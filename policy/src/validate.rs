@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::files;
-use crate::node::{Http3, NodeFile, Service, Threshold};
+use crate::node::{Http3, NodeFile, ProxySection, Service, Threshold};
 use crate::source::{Key, key_path};
 use crate::telco::{TelcoFile, ThresholdOverrides};
 use crate::types::{Name, Prefix};
@@ -201,6 +201,20 @@ fn check_services(node: &NodeFile, findings: &mut Findings) {
             n,
             key_path!["quic", "max_handshakes"],
             "at least one handshake must be allowed",
+        );
+    }
+    if node
+        .proxy
+        .threads
+        .is_some_and(|threads| threads == 0 || threads > ProxySection::MAX_THREADS)
+    {
+        findings.push(
+            n,
+            key_path!["proxy", "threads"],
+            format!(
+                "between 1 and {} proxy threads (leave it out for one per core)",
+                ProxySection::MAX_THREADS
+            ),
         );
     }
     let mut sni_owner = BTreeMap::new();

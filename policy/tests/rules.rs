@@ -236,3 +236,19 @@ fn http3_takes_service_addresses_each_for_one_service_only() {
     let found = only_finding(|n| format!("{n}\n[quic]\nmax_handshakes = 0\n"));
     assert!(found.contains("quic.max_handshakes"), "{found}");
 }
+
+#[test]
+fn proxy_threads_are_one_or_more() {
+    let found = only_finding(|n| format!("{n}\n[proxy]\nthreads = 0\n"));
+    assert!(
+        found.contains("proxy.threads: between 1 and 256 proxy threads"),
+        "{found}"
+    );
+    assert_eq!(
+        findings(
+            &node_with("telco-a", |n| format!("{n}\n[proxy]\nthreads = 2\n")),
+            &[TELCO_A, TELCO_B]
+        ),
+        []
+    );
+}
