@@ -45,7 +45,7 @@ const H3_REQUEST_REJECTED: u32 = 0x10b;
 
 /// The QUIC side of one service.
 pub(crate) struct QuicService {
-    pub(crate) config: quinn::ServerConfig,
+    pub(crate) config: Arc<quinn::ServerConfig>,
     /// What the TCP listeners advertise (RFC 7838).
     pub(crate) alt_svc: hyper::header::HeaderValue,
 }
@@ -83,7 +83,10 @@ impl QuicService {
             http3.alt_svc_max_age.duration().as_secs()
         ))
         .map_err(|error| fail(error.to_string()))?;
-        Ok(Some(Self { config, alt_svc }))
+        Ok(Some(Self {
+            config: Arc::new(config),
+            alt_svc,
+        }))
     }
 }
 
@@ -206,7 +209,7 @@ impl Proxy {
             return;
         };
         let deadline = Instant::now() + service.timeouts.handshake.duration();
-        let connecting = match incoming.accept_with(Arc::new(quic.config.clone())) {
+        let connecting = match incoming.accept_with(quic.config.clone()) {
             Ok(connecting) => connecting,
             Err(error) => {
                 metrics.refused(QUIC, &service.name, Refusal::of_quic(&error));

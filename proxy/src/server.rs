@@ -321,7 +321,7 @@ impl Proxy {
             let config = services
                 .for_quic_address(*address)
                 .and_then(|service| service.quic.as_ref())
-                .map(|quic| quic.config.clone());
+                .map(|quic| quinn::ServerConfig::clone(&quic.config));
             endpoint.set_server_config(config);
         }
         Ok(())
