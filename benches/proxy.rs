@@ -40,7 +40,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use ixgate_testbed::client::{ClientRequest, HttpVersion};
+use ixgate_testbed::client::HttpVersion;
 use ixgate_testbed::example;
 use ixgate_testbed::h3::H3Run;
 use ixgate_testbed::load::{LoadMode, LoadReport, LoadTarget};
@@ -262,19 +262,9 @@ fn http3_against_http2(lab: &Lab, ixgate: &Proxy) -> Result<(), Error> {
 /// `SEQUENTIAL_REQUESTS` requests on one connection; how many were
 /// answered 200.
 fn sequential(lab: &Lab, ixgate: &Proxy, http: HttpVersion) -> Result<u32, Error> {
-    let pki = lab.pki_dir();
-    let request = ClientRequest::new(
-        SERVER_NAME,
-        443,
-        IpAddr::V4(ixgate.address),
-        pki.join("server-ca.pem"),
-    )
-    .certificate(
-        pki.join(format!("{APP}.pem")),
-        pki.join(format!("{APP}.key")),
-    )
-    .http(http)
-    .timeout(Duration::from_mins(2));
+    let request = example::app_request(lab, SERVER_NAME, IpAddr::V4(ixgate.address), Some(APP))
+        .http(http)
+        .timeout(Duration::from_mins(2));
     if http == HttpVersion::Http3 {
         let run = H3Run {
             request,

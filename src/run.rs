@@ -293,16 +293,22 @@ impl Appliance {
         decisions
     }
 
-    /// Tells the controller (and the log) of every session that came up or
-    /// went down since `known`.
+    /// Tells the controller (and the log) of every telco whose sessions
+    /// came up or went down since `known`. A telco is up while every
+    /// session with it (one per address family) is Established: one
+    /// family's session alone down still keeps that family's routes from
+    /// it.
     fn peers_changed(&self, known: &mut BTreeMap<String, bool>) {
+        let mut now: BTreeMap<String, bool> = BTreeMap::new();
         for peer in self.speaker.status() {
-            let up = peer.state == "Established";
-            if known.insert(peer.telco.clone(), up) == Some(up) {
+            *now.entry(peer.telco).or_insert(true) &= peer.state == "Established";
+        }
+        for (telco, up) in now {
+            if known.insert(telco.clone(), up) == Some(up) {
                 continue;
             }
-            tracing::info!(event = "peer_session", telco = %peer.telco, state = %peer.state, up);
-            if let Ok(telco) = self.telco_name(&peer.telco) {
+            tracing::info!(event = "peer_session", telco = %telco, up);
+            if let Ok(telco) = self.telco_name(&telco) {
                 self.control(&Event::Peer { telco, up });
             }
         }

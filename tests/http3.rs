@@ -28,21 +28,7 @@ const TRANSIT_SOURCE: &str = "203.0.113.11";
 /// A request from client-a to bank-a's address over HTTP/3, as `host`,
 /// with the app certificate `client` of the test PKI when given.
 fn h3_request(lab: &Lab, host: &str, client: Option<&str>) -> ClientRequest {
-    let pki = lab.pki_dir();
-    let request = ClientRequest::new(
-        host,
-        443,
-        IpAddr::V4(example::BANK_A),
-        pki.join("server-ca.pem"),
-    )
-    .http(HttpVersion::Http3);
-    match client {
-        Some(stem) => request.certificate(
-            pki.join(format!("{stem}.pem")),
-            pki.join(format!("{stem}.key")),
-        ),
-        None => request,
-    }
+    example::app_request(lab, host, IpAddr::V4(example::BANK_A), client).http(HttpVersion::Http3)
 }
 
 /// What reached bank-a's origin, less the proxy's own health checks.
@@ -253,12 +239,7 @@ fn a_phone_that_moves_keeps_its_connection(lab: &Lab) {
 
 /// curl's response headers for `address` as `host` over HTTP/1.1.
 fn tcp_headers(lab: &Lab, host: &str, address: Ipv4Addr, client: &str) -> String {
-    let pki = lab.pki_dir();
-    let request = ClientRequest::new(host, 443, IpAddr::V4(address), pki.join("server-ca.pem"))
-        .certificate(
-            pki.join(format!("{client}.pem")),
-            pki.join(format!("{client}.key")),
-        );
+    let request = example::app_request(lab, host, IpAddr::V4(address), Some(client));
     let mut args = vec!["--dump-header".to_owned(), "-".to_owned()];
     args.extend(request.curl_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -277,18 +258,6 @@ fn tcp_answers_advertise_http3_where_the_service_has_it(lab: &Lab) {
         bank_a.contains("alt-svc: h3=\":443\"; ma=86400"),
         "bank-a has HTTP/3: {bank_a}"
     );
-    lab.exec(
-        NODE,
-        "ip",
-        &[
-            "addr",
-            "add",
-            &format!("{}/32", example::BANK_B),
-            "dev",
-            "lo",
-        ],
-    )
-    .expect("bank-b's service address");
     let bank_b = tcp_headers(
         lab,
         "api.bank-b.example",

@@ -26,7 +26,7 @@ static ONE_LAB: Mutex<()> = Mutex::new(());
 const NODE: &str = "node-1";
 const CLIENT: &str = "client-a";
 const BANK_A: Ipv4Addr = example::BANK_A;
-const BANK_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
+const BANK_B: Ipv4Addr = example::BANK_B;
 /// node-1's transit source (examples/lab/node-1, `[transit]`).
 const TRANSIT_SOURCE: &str = "203.0.113.11";
 
@@ -41,19 +41,10 @@ fn lab() -> Lab {
     lab
 }
 
-/// A request from client-a to `host` at `address`, trusting ixgate's
-/// server CA, with the app certificate `client` of the test PKI
-/// (`bank-a-client-good`, …) when given.
+/// A request from client-a to `host` at `address` (see
+/// [`example::app_request`]).
 fn request(lab: &Lab, host: &str, address: Ipv4Addr, client: Option<&str>) -> ClientRequest {
-    let pki = lab.pki_dir();
-    let request = ClientRequest::new(host, 443, IpAddr::V4(address), pki.join("server-ca.pem"));
-    match client {
-        Some(stem) => request.certificate(
-            pki.join(format!("{stem}.pem")),
-            pki.join(format!("{stem}.key")),
-        ),
-        None => request,
-    }
+    example::app_request(lab, host, IpAddr::V4(address), client)
 }
 
 /// What reached the origin, less the proxy's own health checks.

@@ -257,14 +257,15 @@ impl Exchange {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let protocol = match request.version() {
+        let version = request.version();
+        let protocol = match version {
             Version::HTTP_3 => "h3",
             Version::HTTP_2 => "h2",
             _ => "h1",
         };
         let mut response = self.forward_inner(request, peer).await;
         if let Some(quic) = &self.service.quic
-            && protocol != "h3"
+            && version != Version::HTTP_3
         {
             // RFC 7838: the app may come back over HTTP/3.
             response

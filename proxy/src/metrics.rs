@@ -33,12 +33,48 @@ pub struct RefusalLabels {
     pub transport: String,
 }
 
-/// What was done with a QUIC Initial before any handshake work.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InitialLabels {
-    /// `accepted`, `retry` (address validation asked first),
-    /// `dropped_handshake_cap`, `no_service` (an address without HTTP/3).
     pub action: String,
+}
+
+/// What a refused connection came over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    /// HTTP/3.
+    Quic,
+}
+
+impl Transport {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Quic => "quic",
+        }
+    }
+}
+
+/// What was done with a QUIC Initial before any handshake work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Initial {
+    Accepted,
+    /// Address validation asked first (RFC 9000 §8.1.2).
+    Retry,
+    DroppedHandshakeCap,
+    /// An address without HTTP/3.
+    NoService,
+}
+
+impl Initial {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Retry => "retry",
+            Self::DroppedHandshakeCap => "dropped_handshake_cap",
+            Self::NoService => "no_service",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -161,21 +197,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts a refused connection; `transport` is `tcp` or `quic`.
-    pub fn refused(&self, transport: &str, service: &str, refusal: Refusal) {
+    pub fn refused(&self, transport: Transport, service: &str, refusal: Refusal) {
         self.refusals
             .get_or_create(&RefusalLabels {
                 service: service.to_owned(),
                 reason: refusal.label().to_owned(),
-                transport: transport.to_owned(),
+                transport: transport.label().to_owned(),
             })
             .inc();
     }
 
-    pub fn quic_initial(&self, action: &str) {
+    pub fn quic_initial(&self, initial: Initial) {
         self.quic_initials
             .get_or_create(&InitialLabels {
-                action: action.to_owned(),
+                action: initial.label().to_owned(),
             })
             .inc();
     }

@@ -28,12 +28,10 @@ use tokio::time::Instant;
 
 use crate::exchange::Exchange;
 use crate::identity::ClientIdentity;
-use crate::metrics::HandshakeLabels;
+use crate::metrics::{HandshakeLabels, Initial, Transport};
 use crate::server::{HTTPS_PORT, Proxy, ProxyError, RunningService, drain_begins};
 use crate::tls::{self, Refusal, TlsError};
 
-/// What the metrics call this transport.
-const QUIC: &str = "quic";
 /// Streams (requests) one HTTP/3 client may have open at once.
 const MAX_STREAMS: u32 = 100;
 /// After a connection is told to go (GOAWAY), how long it may take.
@@ -165,7 +163,7 @@ impl Proxy {
         let in_progress =
             u32::try_from(metrics.quic_handshakes_in_progress.get().max(0)).unwrap_or(u32::MAX);
         if in_progress >= services.quic.max_handshakes {
-            metrics.quic_initial("dropped_handshake_cap");
+            metrics.quic_initial(Initial::DroppedHandshakeCap);
             incoming.ignore();
             return;
         }
@@ -173,17 +171,17 @@ impl Proxy {
             && !incoming.remote_address_validated()
             && incoming.may_retry()
         {
-            metrics.quic_initial("retry");
+            metrics.quic_initial(Initial::Retry);
             // An error is a client that already echoed a token: dropped.
             let _ = incoming.retry();
             return;
         }
         let Some(service) = services.for_quic_address(local).cloned() else {
-            metrics.quic_initial("no_service");
+            metrics.quic_initial(Initial::NoService);
             incoming.ignore();
             return;
         };
-        metrics.quic_initial("accepted");
+        metrics.quic_initial(Initial::Accepted);
         metrics.quic_handshakes_in_progress.inc();
         let handshaking = Handshaking(metrics.quic_handshakes_in_progress.clone());
         tokio::spawn(self.clone().quic_connection(incoming, service, handshaking));
@@ -199,7 +197,7 @@ impl Proxy {
         let peer = incoming.remote_address();
         let Some(_slot) = self.open_slot(peer.ip(), service.limits.max_connections_per_source)
         else {
-            metrics.refused(QUIC, &service.name, Refusal::SourceLimit);
+            metrics.refused(Transport::Quic, &service.name, Refusal::SourceLimit);
             incoming.refuse();
             return;
         };
@@ -212,18 +210,18 @@ impl Proxy {
         let connecting = match incoming.accept_with(quic.config.clone()) {
             Ok(connecting) => connecting,
             Err(error) => {
-                metrics.refused(QUIC, &service.name, Refusal::of_quic(&error));
+                metrics.refused(Transport::Quic, &service.name, Refusal::of_quic(&error));
                 return;
             }
         };
         let connection = match tokio::time::timeout_at(deadline, connecting).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(error)) => {
-                metrics.refused(QUIC, &service.name, Refusal::of_quic(&error));
+                metrics.refused(Transport::Quic, &service.name, Refusal::of_quic(&error));
                 return;
             }
             Err(_) => {
-                metrics.refused(QUIC, &service.name, Refusal::Timeout);
+                metrics.refused(Transport::Quic, &service.name, Refusal::Timeout);
                 return;
             }
         };
@@ -241,7 +239,7 @@ impl Proxy {
                 .any(|sni| sni.eq_ignore_ascii_case(&name))
         });
         if !known {
-            metrics.refused(QUIC, &service.name, Refusal::UnknownSni);
+            metrics.refused(Transport::Quic, &service.name, Refusal::UnknownSni);
             connection.close(
                 quinn::VarInt::from_u32(H3_REQUEST_REJECTED),
                 b"unknown server name",
@@ -262,7 +260,7 @@ impl Proxy {
             });
         let Some(identity) = leaf else {
             // Client authentication is mandatory: rustls already refused.
-            metrics.refused(QUIC, &service.name, Refusal::NoClientCertificate);
+            metrics.refused(Transport::Quic, &service.name, Refusal::NoClientCertificate);
             connection.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"");
             return;
         };
@@ -271,7 +269,7 @@ impl Proxy {
             .get_or_create(&HandshakeLabels {
                 service: service.name.clone(),
                 // quinn does not tell whether rustls resumed.
-                kind: QUIC.to_owned(),
+                kind: Transport::Quic.label().to_owned(),
                 version: "TLSv1_3".to_owned(),
             })
             .inc();

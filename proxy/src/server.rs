@@ -31,7 +31,7 @@ use prometheus_client::metrics::counter::Counter;
 use crate::exchange::{ClientTls, Exchange};
 use crate::identity::ClientIdentity;
 use crate::limits::{RequestRate, SourceConnections};
-use crate::metrics::{HandshakeLabels, Metrics, ServiceLabel};
+use crate::metrics::{HandshakeLabels, Metrics, ServiceLabel, Transport};
 use crate::quic::QuicService;
 use crate::tls::{self, Refusal, TlsError, UNRECOGNIZED_NAME_ALERT};
 use crate::upstream::{OriginBody, Transit, Upstream, UpstreamError};
@@ -458,7 +458,7 @@ impl Proxy {
         let Some(leaf) = session.peer_certificates().and_then(<[_]>::first) else {
             // Client authentication is mandatory: rustls already refused.
             self.metrics
-                .refused("tcp", &service.name, Refusal::NoClientCertificate);
+                .refused(Transport::Tcp, &service.name, Refusal::NoClientCertificate);
             return None;
         };
         let identity = ClientIdentity::from_der(leaf.as_ref());
@@ -495,7 +495,7 @@ impl Proxy {
         let accepted_at = Instant::now();
         let acceptor = LazyConfigAcceptor::new(Acceptor::default(), tcp);
         let refused = |service: &str, refusal| {
-            self.metrics.refused("tcp", service, refusal);
+            self.metrics.refused(Transport::Tcp, service, refusal);
             None
         };
         let start =

@@ -257,20 +257,22 @@ impl Controller {
         if self.sessions_down.is_empty() {
             return decisions;
         }
-        let down: Vec<&str> = self.sessions_down.iter().map(Name::as_str).collect();
-        let down = down.join(", ");
+        let all_down: Vec<&str> = self.sessions_down.iter().map(Name::as_str).collect();
+        let all_down = all_down.join(", ");
         for decision in &mut decisions {
-            let for_telcos = match &decision.intent {
-                Intent::WithdrawFrom(telco) | Intent::AnnounceTo(telco) => {
-                    self.sessions_down.contains(telco)
-                }
-                Intent::TightenFirewall | Intent::RelaxFirewall | Intent::StopAccepting => false,
-                _ => true,
+            let waiting = match &decision.intent {
+                Intent::WithdrawFrom(telco) | Intent::AnnounceTo(telco) => self
+                    .sessions_down
+                    .contains(telco)
+                    .then(|| telco.as_str().to_owned()),
+                // The node's own: no telco waits for these.
+                Intent::TightenFirewall | Intent::RelaxFirewall | Intent::StopAccepting => None,
+                _ => Some(all_down.clone()),
             };
-            if for_telcos {
+            if let Some(waiting) = waiting {
                 let _ = write!(
                     decision.reason,
-                    " (session down: {down}; sent when it returns)"
+                    " (session down: {waiting}; sent when it returns)"
                 );
             }
         }

@@ -453,3 +453,30 @@ fn decisions_taken_while_a_session_is_down_say_who_gets_them_later() {
         "{withdraw}"
     );
 }
+
+#[test]
+fn a_decision_for_one_telco_names_only_that_telcos_session() {
+    let mut controller = controller();
+    let t0 = Instant::now();
+    for name in ["telco-a", "telco-b"] {
+        let down = Event::Peer {
+            telco: telco(name),
+            up: false,
+        };
+        assert!(controller.handle(t0, &down).is_empty());
+    }
+    let drained = controller.handle(
+        t0,
+        &Event::Operator(Command::Drain {
+            telco: Some(telco("telco-b")),
+        }),
+    );
+    assert_eq!(intents(&drained), [Intent::WithdrawFrom(telco("telco-b"))]);
+    assert!(
+        drained[0]
+            .reason
+            .ends_with("(session down: telco-b; sent when it returns)"),
+        "{}",
+        drained[0].reason
+    );
+}

@@ -70,18 +70,28 @@ fn serving(topology: Topology) -> Result<Lab, LabError> {
     Ok(lab)
 }
 
+/// A request to `host` at `address`, port 443, trusting ixgate's server
+/// CA, with the test PKI's app certificate `client` (`bank-a-client-good`,
+/// …) when given.
+pub fn app_request(lab: &Lab, host: &str, address: IpAddr, client: Option<&str>) -> ClientRequest {
+    let pki = lab.pki_dir();
+    let request = ClientRequest::new(host, 443, address, pki.join("server-ca.pem"));
+    match client {
+        Some(stem) => request.certificate(
+            pki.join(format!("{stem}.pem")),
+            pki.join(format!("{stem}.key")),
+        ),
+        None => request,
+    }
+}
+
 /// A request of bank-a's app (the test PKI's good client) to bank-a's
 /// service.
 pub fn bank_a_app(lab: &Lab) -> ClientRequest {
-    let pki = lab.pki_dir();
-    ClientRequest::new(
+    app_request(
+        lab,
         "api.bank-a.example",
-        443,
         IpAddr::V4(BANK_A),
-        pki.join("server-ca.pem"),
-    )
-    .certificate(
-        pki.join("bank-a-client-good.pem"),
-        pki.join("bank-a-client-good.key"),
+        Some("bank-a-client-good"),
     )
 }

@@ -53,8 +53,8 @@ impl H3Report {
     }
 }
 
-/// How one run goes.
-#[derive(Clone, Debug)]
+/// How one run goes (handed to `ixgate-testbed h3` as JSON).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct H3Run {
     pub request: ClientRequest,
     pub count: u32,

@@ -508,9 +508,9 @@ impl Lab {
     /// the node's loopback, and the route back to `customers` via
     /// `gateway` (the node learns no routes; placing addresses and routes
     /// is the policy-routing issue's). TCP and UDP on it are the
-    /// appliance's proxy (HTTP/3 where the service has it). Returns once `client` gets a
-    /// TCP answer, that is once the telcos route the anycast prefix to a
-    /// node.
+    /// appliance's proxy (UDP where the service has HTTP/3). Returns once
+    /// `client` gets a TCP answer, that is once the telcos route the
+    /// anycast prefix to a node.
     pub fn start_anycast_service(
         &mut self,
         node: &str,
@@ -703,7 +703,8 @@ impl Lab {
             .collect()
     }
 
-    /// Makes `request` from `node` with curl.
+    /// Makes `request` from `node` with curl, or over HTTP/3 with the
+    /// testbed's own client (curl here has none).
     pub fn request(&self, node: &str, request: &ClientRequest) -> Result<ClientOutcome, LabError> {
         if request.http == crate::client::HttpVersion::Http3 {
             let run = crate::h3::H3Run {
@@ -732,23 +733,11 @@ impl Lab {
     pub fn h3_command(&self, node: &str, run: &crate::h3::H3Run) -> Result<Command, LabError> {
         let binary = sibling_binary("ixgate-testbed", "IXGATE_TESTBED_BIN")?;
         let mut command = self.command(node, &binary.to_string_lossy())?;
-        let request = serde_json::to_string(&run.request).map_err(|error| LabError::Router {
+        let run = serde_json::to_string(run).map_err(|error| LabError::Router {
             router: node.to_owned(),
             message: error.to_string(),
         })?;
-        command.args([
-            "h3",
-            "--request",
-            &request,
-            "--count",
-            &run.count.to_string(),
-        ]);
-        if let Some(address) = run.move_to {
-            command.args(["--move-to", &address.to_string()]);
-        }
-        if let Some(stall) = run.stall {
-            command.args(["--stall-ms", &stall.as_millis().to_string()]);
-        }
+        command.args(["h3", "--run", &run]);
         Ok(command)
     }
 

@@ -88,19 +88,11 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
     },
-    /// HTTP/3 requests on one QUIC connection (REQUEST: a ClientRequest as
+    /// HTTP/3 requests on one QUIC connection (RUN: an `h3::H3Run` as
     /// JSON); prints what they got, as JSON.
     H3 {
         #[arg(long)]
-        request: String,
-        #[arg(long, default_value_t = 1)]
-        count: u32,
-        /// Move to this source address after the first request.
-        #[arg(long)]
-        move_to: Option<std::net::IpAddr>,
-        /// Hold the handshake this long at the server's certificate.
-        #[arg(long)]
-        stall_ms: Option<u64>,
+        run: String,
     },
     /// Write the test PKI (CAs, good and bad clients, CRLs, server and
     /// origin certificates, ticket keys) into DIR.
@@ -196,19 +188,8 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => load(args),
-        Command::H3 {
-            request,
-            count,
-            move_to,
-            stall_ms,
-        } => {
-            let request = serde_json::from_str(&request).context("the request")?;
-            let run = ixgate_testbed::h3::H3Run {
-                request,
-                count,
-                move_to,
-                stall: stall_ms.map(std::time::Duration::from_millis),
-            };
+        Command::H3 { run } => {
+            let run: ixgate_testbed::h3::H3Run = serde_json::from_str(&run).context("the run")?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
