@@ -364,8 +364,9 @@ fn a_stolen_certificate_cannot_flood_the_bank(lab: &Lab) {
 }
 
 /// Between requests an HTTP/1.1 connection gives hyper's buffers back
-/// (it is parked, holding only its TLS session); the app's next request
-/// on it is served as if nothing happened, with its identity.
+/// (it is parked, holding only its TLS session): at once the first time,
+/// after a second of quiet once it came back quickly. The app's next
+/// request on it is served as if nothing happened, with its identity.
 fn an_idle_connection_is_parked_and_carries_on(lab: &Lab) {
     until_parked(lab, 0.0, "no connection parked before");
     let before = origin_log(lab, "origin-a").len();

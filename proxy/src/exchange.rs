@@ -2,13 +2,20 @@
 //! app, each request forwarded to the bank's origin with the app's
 //! identity.
 //!
-//! An HTTP/1.1 connection between requests is *parked*: hyper hands the
-//! TLS session back (with any bytes it read but did not use) and its
-//! buffers go (8 KiB of response-head buffer and up to 16 KiB of read
-//! buffer, measured with heaptrack); the connection then costs its TLS
-//! session and little else until the app's next request arrives. Apps
+//! An HTTP/1.1 connection waiting for its next request is *parked*: hyper
+//! hands the TLS session back (with any bytes it read but did not use)
+//! and its buffers go (8 KiB of response-head buffer and up to 16 KiB of
+//! read buffer, measured with heaptrack); the connection then costs its
+//! TLS session and little else until the app's next request arrives. Apps
 //! hold connections open for minutes between requests; 24 KiB each is
 //! what a node of a 17-million-people country can least afford.
+//!
+//! A connection parks as soon as it waits, unless it came back within
+//! [`PARK_AFTER`] of parking last time: a busy one then parks only after
+//! that long without a request. Parking after every answer cost a busy
+//! connection a fresh hyper connection per request (a fifth of the
+//! proxy's CPU in the keep-alive benchmark); parking only after a delay
+//! left every connection of a burst holding its buffers at once.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,6 +44,11 @@ use crate::watch::{Activity, InFlight, Watched};
 
 /// After an idle connection is told to go (GOAWAY), how long it may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// An HTTP/1.1 connection back within this of parking is busy: it parks
+/// next after this long without a request. Longer than the gaps within
+/// an app's burst of requests.
+const PARK_AFTER: Duration = Duration::from_secs(1);
 
 /// A client's TLS session.
 pub type ClientTls = TlsStream<TcpStream>;
@@ -130,6 +142,7 @@ impl Exchange {
         let activity = Activity::new();
         let mut draining = self.proxy.drain_signal();
         let mut unread = Bytes::new();
+        let mut busy = false;
         loop {
             activity.restart();
             // Boxed: the buffers and state go when the connection parks.
@@ -139,10 +152,13 @@ impl Exchange {
             ));
             let mut parking = false;
             let mut closing_since = None;
+            // A busy connection's next look at whether it may park.
+            let mut park_check = busy.then(|| activity.last_moved() + PARK_AFTER);
             let ended = loop {
-                let wake = match closing_since {
-                    Some(since) => since + CLOSE_GRACE,
-                    None => activity.last_moved() + idle,
+                let wake = match (closing_since, park_check) {
+                    (Some(since), _) => since + CLOSE_GRACE,
+                    (None, Some(check)) => check.min(activity.last_moved() + idle),
+                    (None, None) => activity.last_moved() + idle,
                 };
                 tokio::select! {
                     ended = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => break ended,
@@ -150,7 +166,7 @@ impl Exchange {
                         Pin::new(&mut *connection).graceful_shutdown();
                         closing_since = Some(Instant::now());
                     }
-                    () = activity.waiting(), if closing_since.is_none() && !parking => {
+                    () = activity.waiting(), if closing_since.is_none() && !parking && !busy => {
                         if activity.is_waiting() {
                             Pin::new(&mut *connection).graceful_shutdown();
                             parking = true;
@@ -160,9 +176,21 @@ impl Exchange {
                         if closing_since.is_some() {
                             return;
                         }
-                        if Instant::now() >= activity.last_moved() + idle {
+                        let now = Instant::now();
+                        if now >= activity.last_moved() + idle {
                             Pin::new(&mut *connection).graceful_shutdown();
-                            closing_since = Some(Instant::now());
+                            closing_since = Some(now);
+                        } else if park_check.is_some_and(|check| now >= check) {
+                            park_check = if !activity.is_waiting() {
+                                // A request is open (or none answered yet).
+                                Some(now + PARK_AFTER)
+                            } else if now >= activity.last_moved() + PARK_AFTER {
+                                Pin::new(&mut *connection).graceful_shutdown();
+                                parking = true;
+                                None
+                            } else {
+                                Some(activity.last_moved() + PARK_AFTER)
+                            };
                         }
                     }
                 }
@@ -182,6 +210,7 @@ impl Exchange {
             // allocation, however few bytes it still holds.
             unread = Bytes::copy_from_slice(&read_buf);
             drop(read_buf);
+            let parked_at = Instant::now();
             if unread.is_empty() {
                 let proxy = &self.proxy;
                 proxy.metrics().connections_parked.inc();
@@ -207,6 +236,7 @@ impl Exchange {
                     }
                 }
             }
+            busy = parked_at.elapsed() < PARK_AFTER;
         }
     }
 
