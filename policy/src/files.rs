@@ -25,7 +25,7 @@ pub enum FileError {
     NoCaCertificate { path: String },
     #[error("no certificate revocation list (PEM or DER) in {path}")]
     NoCrl { path: String },
-    #[error("the CRL {path} is not signed by any CA certificate in {ca_path}")]
+    #[error("the CRL {path} is not signed by any CA certificate in {ca_path} allowed to sign CRLs")]
     CrlNotSignedByCa { path: String, ca_path: String },
     #[error("no PEM private key (PKCS#8, PKCS#1 or SEC1) in {path}")]
     NoPrivateKey { path: String },
@@ -103,7 +103,14 @@ pub fn read_crl(
     let (_, crl) = CertificateRevocationList::from_der(&der).map_err(|_| no_crl())?;
     let signed_by_a_ca = cas.iter().any(|der| {
         X509Certificate::from_der(der).is_ok_and(|(_, ca)| {
+            // RFC 5280 §4.2.1.3: a CA whose key usage leaves out
+            // cRLSign may not sign revocation lists.
             ca.is_ca()
+                && ca
+                    .key_usage()
+                    .ok()
+                    .flatten()
+                    .is_none_or(|usage| usage.value.crl_sign())
                 && ca.subject() == crl.issuer()
                 && crl
                     .verify_signature(&ca.tbs_certificate.subject_pki)

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 mod quic;
+pub mod revocation;
 pub mod server;
 pub mod tickets;
 pub mod tls;

@@ -4,7 +4,8 @@
 //!
 //! Every service requires a client certificate that chains to that
 //! bank's CAs (EKU clientAuth), checked against its revocation lists with
-//! an unknown status and an expired list both refused. TLS 1.2 and 1.3
+//! an unknown status and an expired list both refused (the lists'
+//! signatures verified once, see [`crate::revocation`]). TLS 1.2 and 1.3
 //! only; 0-RTT off (replayable requests to a bank are not acceptable);
 //! tickets from [`crate::tickets`].
 
@@ -15,8 +16,10 @@ use ixgate_policy::files::{self, FileError, TicketKey};
 use ixgate_policy::node::Service;
 use rustls::crypto::hash::HashAlgorithm;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::{CertificateError, ServerConfig, SupportedCipherSuite};
 
+use crate::revocation::{RevocationChecked, RevocationLists};
 use crate::tickets::{ServiceTicketer, TicketError};
 
 /// ALPN, our preference first (RFC 7301).
@@ -96,8 +99,8 @@ fn build(
         .map(|crl| files::read_crl(crl, &cas, &service.client_ca))
         .collect::<Result<Vec<_>, _>>()?;
     let mut roots = rustls::RootCertStore::empty();
-    for ca in cas {
-        roots.add(ca).map_err(|error| build(&error))?;
+    for ca in &cas {
+        roots.add(ca.clone()).map_err(|error| build(&error))?;
     }
     let crl_digest = {
         let mut all = Vec::new();
@@ -106,11 +109,24 @@ fn build(
         }
         digest(&SHA256, &all)
     };
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .with_crls(crls)
+    let chain = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+    // Built in any case: webpki parses the lists as it would check them,
+    // and a list it refuses, the service refuses.
+    let webpki_checked = chain
+        .clone()
+        .with_crls(crls.iter().cloned())
         .enforce_revocation_expiration()
         .build()
         .map_err(|error| build(&error))?;
+    let verifier: Arc<dyn ClientCertVerifier> =
+        match RevocationLists::new(&crls).map_err(|error| build(&error))? {
+            Some(lists) => Arc::new(RevocationChecked::new(
+                chain.build().map_err(|error| build(&error))?,
+                lists,
+                &cas,
+            )),
+            None => webpki_checked,
+        };
     let chain = files::read_certificate_chain(&service.certificate)?;
     let key = files::read_private_key(&service.private_key)?;
     let mut config = ServerConfig::builder_with_provider(provider())
