@@ -21,6 +21,11 @@
 //! ixgate's limit does not stop the keep-alive test; everything else is
 //! node-1's configuration.
 //!
+//! For keep-alive it also prints the CPU per request of each proxy and of
+//! the rest of the machine (load generator, origin, kernel, from
+//! /proc/stat), and what ixgate's own cost would have to be for 1.5×
+//! HAProxy's rate once the shared cores are saturated.
+//!
 //! Then HTTP/3 against HTTP/2 and HTTP/1.1, ixgate alone (Debian's HAProxy
 //! has no QUIC): requests one after another on one connection, the
 //! proxy's CPU per request and the time per request; HTTP/1.1 and HTTP/2
@@ -185,7 +190,15 @@ fn compare(lab: &Lab, proxies: &[Proxy; 2], threads: u32) -> Result<(), Error> {
             .map(|(report, _)| 100.0 * report.resumed as f64 / report.ok.max(1) as f64),
     );
     print_failures(proxies, &resumed);
-    let keepalive = per_proxy(proxies, |proxy| keepalive_requests(lab, proxy))?;
+    // The whole machine's CPU during each run, to tell what the rest of
+    // it (load generator, origin, kernel) costs per request.
+    let machine = std::cell::RefCell::new(Vec::new());
+    let keepalive = per_proxy(proxies, |proxy| {
+        let before = machine_busy_seconds()?;
+        let report = keepalive_requests(lab, proxy)?;
+        machine.borrow_mut().push(machine_busy_seconds()? - before);
+        Ok(report)
+    })?;
     print_row(
         &format!("keep-alive requests/s ({KEEPALIVE_CONNECTIONS} connections)"),
         keepalive
@@ -205,6 +218,7 @@ fn compare(lab: &Lab, proxies: &[Proxy; 2], threads: u32) -> Result<(), Error> {
             .map(|(report, cpu)| report.ok as f64 / cpu),
     );
     print_failures(proxies, &keepalive);
+    print_keepalive_costs(&keepalive, &machine.into_inner());
     let memory = [
         idle_memory(lab, &proxies[0])?,
         idle_memory(lab, &proxies[1])?,
@@ -477,6 +491,46 @@ fn pid_of(binary: &str, marker: &str) -> Option<u32> {
             let last = std::str::from_utf8(args.last()?).ok()?;
             (program == binary && last == marker).then_some(pid)
         })
+}
+
+/// What the rest of the machine (load generator, origin, kernel) costs
+/// per keep-alive request, and so what a proxy's own cost would have to
+/// be for 1.5× HAProxy's requests/s once the shared cores are saturated:
+/// there each request costs the proxy's CPU plus the rest's.
+fn print_keepalive_costs(keepalive: &[(LoadReport, f64); 2], machine: &[f64]) {
+    let per_request = |seconds: f64, report: &LoadReport| 1e6 * seconds / report.ok.max(1) as f64;
+    let rest: Vec<f64> = keepalive
+        .iter()
+        .zip(machine)
+        .map(|((report, proxy_cpu), busy)| per_request(busy - proxy_cpu, report))
+        .collect();
+    let rest = rest.iter().sum::<f64>() / rest.len().max(1) as f64;
+    let [(ixgate, ixgate_cpu), (haproxy, haproxy_cpu)] = keepalive;
+    let ixgate = per_request(*ixgate_cpu, ixgate);
+    let haproxy = per_request(*haproxy_cpu, haproxy);
+    println!(
+        "  CPU µs per request: ixgate {ixgate:.1}, HAProxy {haproxy:.1}, the rest of the machine \
+         {rest:.1}; 1.5× HAProxy with the cores saturated needs ixgate at {:.1}",
+        (haproxy + rest) / 1.5 - rest
+    );
+}
+
+/// CPU seconds the whole machine was busy (/proc/stat: all but idle and
+/// I/O wait).
+fn machine_busy_seconds() -> Result<f64, Error> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().ok_or("empty /proc/stat")?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    // user nice system idle iowait irq softirq steal
+    let busy: f64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&index| ticks.get(index))
+        .sum();
+    Ok(busy / TICKS_PER_SECOND)
 }
 
 /// User plus system CPU seconds of `pid`, all its threads.
