@@ -92,6 +92,13 @@ pub struct Exchange {
 /// Counts a parked connection while it is parked.
 struct Parked<'a>(&'a Proxy);
 
+impl<'a> Parked<'a> {
+    fn new(proxy: &'a Proxy) -> Self {
+        proxy.metrics().connections_parked.inc();
+        Self(proxy)
+    }
+}
+
 impl Drop for Parked<'_> {
     fn drop(&mut self) {
         self.0.metrics().connections_parked.dec();
@@ -138,18 +145,36 @@ impl Exchange {
     }
 
     async fn serve_http1(self: Arc<Self>, mut tls: ClientTls) {
-        let idle = self.service.timeouts.client_idle.duration();
+        let (proxy, service, peer) = (self.proxy.clone(), self.service.clone(), self.peer);
+        let idle = service.timeouts.client_idle.duration();
         let activity = Activity::new();
-        let mut draining = self.proxy.drain_signal();
+        let mut draining = proxy.drain_signal();
         let mut unread = Bytes::new();
         let mut busy = false;
+        let mut from_handshake = Some(self);
         loop {
             activity.restart();
+            // A parked connection let its identity go (1.5 KiB of headers):
+            // made again from the certificate rustls holds.
+            let exchange = if let Some(exchange) = from_handshake.take() {
+                exchange
+            } else {
+                let Some(leaf) = tls.get_ref().1.peer_certificates().and_then(<[_]>::first) else {
+                    return;
+                };
+                Arc::new(Self {
+                    proxy: proxy.clone(),
+                    service: service.clone(),
+                    identity: ClientIdentity::from_der(leaf.as_ref()),
+                    peer,
+                })
+            };
             // Boxed: the buffers and state go when the connection parks.
-            let mut connection = Box::new(self.service.http1.serve_connection(
+            let mut connection = Box::new(service.http1.serve_connection(
                 Watched::new(TokioIo::new(tls), unread, activity.clone()),
-                self.requests(&activity),
+                exchange.requests(&activity),
             ));
+            drop(exchange);
             let mut parking = false;
             let mut closing_since = None;
             // A busy connection's next look at whether it may park.
@@ -212,28 +237,10 @@ impl Exchange {
             drop(read_buf);
             let parked_at = Instant::now();
             if unread.is_empty() {
-                let proxy = &self.proxy;
-                proxy.metrics().connections_parked.inc();
-                let _parked = Parked(proxy);
-                loop {
-                    tokio::select! {
-                        ready = tls.get_ref().0.readable() => if ready.is_err() { return },
-                        // Idle, or the node shuts down: close_notify, then go.
-                        () = tokio::time::sleep_until(activity.last_moved() + idle) => {
-                            let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
-                            return;
-                        }
-                        () = drain_begins(&mut draining) => {
-                            let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
-                            return;
-                        }
-                    }
-                    // Readiness may be left from the last read: only bytes
-                    // (or the end) unpark; a hyper connection that gets
-                    // no request could not park again.
-                    if has_bytes(tls.get_ref().0).await {
-                        break;
-                    }
+                let _parked = Parked::new(&proxy);
+                let deadline = activity.last_moved() + idle;
+                if !next_request(&mut tls, deadline, &mut draining).await {
+                    return;
                 }
             }
             busy = parked_at.elapsed() < PARK_AFTER;
@@ -406,6 +413,34 @@ impl Exchange {
                 }
             }
             Err(_) => answer(StatusCode::GATEWAY_TIMEOUT, "origin timed out\n"),
+        }
+    }
+}
+
+/// Waits on a parked connection until the app sends again: `true`; or,
+/// at `idle_deadline` or when the node drains, says close_notify: `false`.
+async fn next_request(
+    tls: &mut ClientTls,
+    idle_deadline: Instant,
+    draining: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        tokio::select! {
+            ready = tls.get_ref().0.readable() => if ready.is_err() { return false },
+            () = tokio::time::sleep_until(idle_deadline) => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
+                return false;
+            }
+            () = drain_begins(draining) => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
+                return false;
+            }
+        }
+        // Readiness may be left from the last read: only bytes (or the
+        // end) unpark; a hyper connection that gets no request could not
+        // park again.
+        if has_bytes(tls.get_ref().0).await {
+            return true;
         }
     }
 }

@@ -239,3 +239,33 @@ fn a_serial_written_with_a_leading_zero_still_matches() {
     assert_eq!(serial(&[0, 0x80, 1]), serial(&[0x80, 1]));
     assert_eq!(serial(&[0]), Vec::<u8>::new());
 }
+
+#[test]
+fn a_ca_whose_key_usage_leaves_out_crl_signing_cannot_sign_a_services_list() {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "bank-a app issuing");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let certificate = params.self_signed(&key).unwrap().der().clone();
+    // rcgen itself refuses to sign a list with such a CA: sign it with
+    // the same name and key, key usage unsaid.
+    params.key_usages = Vec::new();
+    let signer = Issuer::new(params, key);
+    let der = list(&signer, &[], current(), None);
+    let dir = std::env::temp_dir().join(format!("ixgate-crl-sign-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("issuing.crl");
+    std::fs::write(&path, der.as_ref()).unwrap();
+    let read = ixgate_policy::files::read_crl(&path, &[certificate], &dir.join("ca.pem"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        matches!(
+            read,
+            Err(ixgate_policy::files::FileError::CrlNotSignedByCa { .. })
+        ),
+        "{read:?}"
+    );
+}
