@@ -227,8 +227,10 @@ impl Exchange {
             };
             if ended.is_err() || !parking || closing_since.is_some() {
                 // hyper answered what it could; the app closed, erred or
-                // idled out. Tell it the session is over.
-                let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
+                // idled out. Tell it the session is over, unless it left.
+                if !app_hung_up(&mut tls) {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
+                }
                 return;
             }
             // Copied out: the read buffer hyper leaves is its whole 8 KiB
@@ -417,8 +419,20 @@ impl Exchange {
     }
 }
 
+/// Whether the app closed TCP without close_notify: a close_notify now
+/// would only draw a reset (and costs a write and the reset's handling,
+/// for every app that just goes).
+fn app_hung_up(tls: &mut ClientTls) -> bool {
+    let mut byte = [0_u8; 1];
+    matches!(
+        std::io::Read::read(&mut tls.get_mut().1.reader(), &mut byte),
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof
+    )
+}
+
 /// Waits on a parked connection until the app sends again: `true`; or,
-/// at `idle_deadline` or when the node drains, says close_notify: `false`.
+/// at `idle_deadline` or when the node drains, says close_notify, and
+/// when the app hangs up goes without one: `false`.
 async fn next_request(
     tls: &mut ClientTls,
     idle_deadline: Instant,
@@ -436,22 +450,36 @@ async fn next_request(
                 return false;
             }
         }
-        // Readiness may be left from the last read: only bytes (or the
-        // end) unpark; a hyper connection that gets no request could not
-        // park again.
-        if has_bytes(tls.get_ref().0).await {
-            return true;
+        // Readiness may be left from the last read: only bytes unpark; a
+        // hyper connection that gets no request could not park again.
+        match waiting_bytes(tls.get_ref().0).await {
+            Waiting::Bytes => return true,
+            // Nobody left to read a close_notify (see `app_hung_up`).
+            Waiting::End => return false,
+            Waiting::Nothing => {}
         }
     }
 }
 
-/// Whether bytes (or the end of the stream) wait on `tcp`, without
-/// taking them; `false` clears a readiness left from an earlier read.
-async fn has_bytes(tcp: &TcpStream) -> bool {
+/// What waits on a socket.
+enum Waiting {
+    Nothing,
+    Bytes,
+    /// The end of the stream, or an error.
+    End,
+}
+
+/// What waits on `tcp`, without taking it; `Nothing` clears a readiness
+/// left from an earlier read.
+async fn waiting_bytes(tcp: &TcpStream) -> Waiting {
     let mut byte = [0_u8; 1];
     std::future::poll_fn(|cx| {
         let mut buf = tokio::io::ReadBuf::new(&mut byte);
-        Poll::Ready(!tcp.poll_peek(cx, &mut buf).is_pending())
+        Poll::Ready(match tcp.poll_peek(cx, &mut buf) {
+            Poll::Pending => Waiting::Nothing,
+            Poll::Ready(Ok(0) | Err(_)) => Waiting::End,
+            Poll::Ready(Ok(_)) => Waiting::Bytes,
+        })
     })
     .await
 }
