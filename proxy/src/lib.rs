@@ -2,6 +2,8 @@
 //!
 //! - [`tls`]: each service's rustls configuration (its bank's CAs and
 //!   CRLs, client certificate required) and why handshakes are refused;
+//! - [`revocation`]: app certificates against the bank's CRLs, their
+//!   signatures verified once;
 //! - [`tickets`]: session tickets any node of the site can open;
 //! - [`identity`]: the client certificate told to the origin in headers;
 //! - [`limits`]: per-certificate request rate, per-source connections;

@@ -186,8 +186,11 @@ impl RevocationChecked {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), CertificateError> {
-        let parsed: Vec<X509Certificate<'_>> =
-            intermediates.iter().map(parse).collect::<Result<_, _>>()?;
+        // One the app sent that does not parse is on no chain webpki built.
+        let parsed: Vec<X509Certificate<'_>> = intermediates
+            .iter()
+            .filter_map(|der| parse(der).ok())
+            .collect();
         let end_entity = parse(end_entity)?;
         let mut current = &end_entity;
         // Each intermediate at most once: a chain cannot loop.
