@@ -106,11 +106,11 @@ pub fn read_crl(
             // RFC 5280 §4.2.1.3: a CA whose key usage leaves out
             // cRLSign may not sign revocation lists.
             ca.is_ca()
-                && ca
-                    .key_usage()
-                    .ok()
-                    .flatten()
-                    .is_none_or(|usage| usage.value.crl_sign())
+                && match ca.key_usage() {
+                    Ok(None) => true,
+                    Ok(Some(usage)) => usage.value.crl_sign(),
+                    Err(_) => false,
+                }
                 && ca.subject() == crl.issuer()
                 && crl
                     .verify_signature(&ca.tbs_certificate.subject_pki)

@@ -16,9 +16,16 @@
 //! - a list is its issuer's when the names match and, where both say
 //!   which key signed them (authority key identifier), the keys match.
 //!
-//! A list with an issuing distribution point (a partitioned CRL) has
-//! scope rules this check does not apply: a service with one keeps
-//! webpki's own check, signature verified per handshake.
+//! Where a list's key is not told by its name alone, webpki's own check
+//! (every list's signature verified per handshake) decides instead:
+//! - a service whose lists include one with an issuing distribution point
+//!   (a partitioned CRL, with scope rules this check does not apply), or
+//!   whose CAs share a name (a re-keyed CA beside the old one);
+//! - a handshake in which the app sends a certificate bearing a bank CA's
+//!   name (a cross-signed or re-keyed CA): the chain may run through it.
+//!
+//! Otherwise every CA name is one key, and [`files::read_crl`] verified
+//! each list with the key of the CA of its name, which may sign lists.
 //!
 //! [`files::read_crl`]: ixgate_policy::files::read_crl
 
@@ -30,6 +37,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use x509_parser::extensions::ParsedExtension;
+use x509_parser::oid_registry::OID_X509_EXT_ISSUER_DISTRIBUTION_POINT;
 use x509_parser::prelude::{CertificateRevocationList, FromDer, X509Certificate, X509Extension};
 
 /// Why a service's lists cannot be checked here.
@@ -53,24 +61,24 @@ struct List {
 
 /// A service's revocation lists by issuer name (DER).
 #[derive(Debug)]
-pub struct RevocationLists {
+struct RevocationLists {
     by_issuer: HashMap<Vec<u8>, Vec<List>>,
 }
 
 impl RevocationLists {
     /// The lists, already verified as the bank's; `None` when one has an
     /// issuing distribution point (see the module's comment).
-    pub fn new(crls: &[CertificateRevocationListDer<'_>]) -> Result<Option<Self>, ListError> {
+    fn new(crls: &[CertificateRevocationListDer<'_>]) -> Result<Option<Self>, ListError> {
         let mut by_issuer: HashMap<Vec<u8>, Vec<List>> = HashMap::new();
         for der in crls {
             let (_, crl) = CertificateRevocationList::from_der(der.as_ref())
                 .map_err(|_| ListError::Unparsable)?;
-            if crl.extensions().iter().any(|extension| {
-                matches!(
-                    extension.parsed_extension(),
-                    ParsedExtension::IssuingDistributionPoint(_)
-                )
-            }) {
+            // By its OID: parsed or not, its scope applies.
+            if crl
+                .extensions()
+                .iter()
+                .any(|extension| extension.oid == OID_X509_EXT_ISSUER_DISTRIBUTION_POINT)
+            {
                 return Ok(None);
             }
             let next_update = crl.next_update().ok_or(ListError::NoNextUpdate)?;
@@ -148,53 +156,67 @@ fn key_id(extensions: &[X509Extension<'_>]) -> Option<Vec<u8>> {
         })
 }
 
+/// The client-certificate verifier of a service with the CAs `cas` and
+/// the lists `crls` (verified as the bank's): `chain_only` is webpki's
+/// check of the chain alone, `webpki_checked` its check of the chain and
+/// the lists.
+pub fn verifier(
+    chain_only: Arc<dyn ClientCertVerifier>,
+    webpki_checked: Arc<dyn ClientCertVerifier>,
+    crls: &[CertificateRevocationListDer<'_>],
+    cas: &[CertificateDer<'_>],
+) -> Result<Arc<dyn ClientCertVerifier>, ListError> {
+    if crls.is_empty() {
+        // No lists: webpki checks no revocation either.
+        return Ok(webpki_checked);
+    }
+    let names: Vec<Vec<u8>> = cas
+        .iter()
+        .filter_map(|ca| X509Certificate::from_der(ca.as_ref()).ok())
+        .map(|(_, ca)| ca.subject().as_raw().to_vec())
+        .collect();
+    let anchors: HashSet<Vec<u8>> = names.iter().cloned().collect();
+    if anchors.len() < names.len() {
+        return Ok(webpki_checked);
+    }
+    Ok(match RevocationLists::new(crls)? {
+        Some(lists) => Arc::new(RevocationChecked {
+            chain: chain_only,
+            webpki_checked,
+            lists,
+            anchors,
+        }),
+        None => webpki_checked,
+    })
+}
+
 /// The bank's chain check (webpki, without lists) followed by the
 /// revocation check of every certificate below the bank's CAs.
 #[derive(Debug)]
-pub struct RevocationChecked {
+struct RevocationChecked {
     chain: Arc<dyn ClientCertVerifier>,
+    /// For the handshakes whose lists' keys the names do not tell.
+    webpki_checked: Arc<dyn ClientCertVerifier>,
     lists: RevocationLists,
-    /// Subject names (DER) of the bank's CAs: where the chain ends.
+    /// Subject names (DER) of the bank's CAs, one key each: where the
+    /// chain ends.
     anchors: HashSet<Vec<u8>>,
 }
 
 impl RevocationChecked {
-    /// `chain` checks the chain to the CAs `cas` and nothing else.
-    pub fn new(
-        chain: Arc<dyn ClientCertVerifier>,
-        lists: RevocationLists,
-        cas: &[CertificateDer<'_>],
-    ) -> Self {
-        let anchors = cas
-            .iter()
-            .filter_map(|ca| X509Certificate::from_der(ca.as_ref()).ok())
-            .map(|(_, ca)| ca.subject().as_raw().to_vec())
-            .collect();
-        Self {
-            chain,
-            lists,
-            anchors,
-        }
-    }
-
     /// Walks from the app's certificate up the intermediates it sent,
     /// the way webpki builds the chain (a bank's CA first), checking each
     /// until one is issued by a bank's CA.
     fn check_chain(
         &self,
         end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
+        intermediates: &[X509Certificate<'_>],
         now: UnixTime,
     ) -> Result<(), CertificateError> {
-        // One the app sent that does not parse is on no chain webpki built.
-        let parsed: Vec<X509Certificate<'_>> = intermediates
-            .iter()
-            .filter_map(|der| parse(der).ok())
-            .collect();
         let end_entity = parse(end_entity)?;
         let mut current = &end_entity;
         // Each intermediate at most once: a chain cannot loop.
-        let mut unused: Vec<&X509Certificate<'_>> = parsed.iter().collect();
+        let mut unused: Vec<&X509Certificate<'_>> = intermediates.iter().collect();
         loop {
             self.lists.check(current, now)?;
             if self.anchors.contains(current.issuer().as_raw()) {
@@ -232,10 +254,23 @@ impl ClientCertVerifier for RevocationChecked {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        // One the app sent that does not parse is on no chain webpki built.
+        let sent: Vec<X509Certificate<'_>> = intermediates
+            .iter()
+            .filter_map(|der| parse(der).ok())
+            .collect();
+        if sent
+            .iter()
+            .any(|certificate| self.anchors.contains(certificate.subject().as_raw()))
+        {
+            return self
+                .webpki_checked
+                .verify_client_cert(end_entity, intermediates, now);
+        }
         let verified = self
             .chain
             .verify_client_cert(end_entity, intermediates, now)?;
-        self.check_chain(end_entity, intermediates, now)
+        self.check_chain(end_entity, &sent, now)
             .map_err(rustls::Error::InvalidCertificate)?;
         Ok(verified)
     }

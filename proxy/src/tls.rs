@@ -16,10 +16,9 @@ use ixgate_policy::files::{self, FileError, TicketKey};
 use ixgate_policy::node::Service;
 use rustls::crypto::hash::HashAlgorithm;
 use rustls::server::WebPkiClientVerifier;
-use rustls::server::danger::ClientCertVerifier;
 use rustls::{CertificateError, ServerConfig, SupportedCipherSuite};
 
-use crate::revocation::{RevocationChecked, RevocationLists};
+use crate::revocation;
 use crate::tickets::{ServiceTicketer, TicketError};
 
 /// ALPN, our preference first (RFC 7301).
@@ -118,15 +117,9 @@ fn build(
         .enforce_revocation_expiration()
         .build()
         .map_err(|error| build(&error))?;
-    let verifier: Arc<dyn ClientCertVerifier> =
-        match RevocationLists::new(&crls).map_err(|error| build(&error))? {
-            Some(lists) => Arc::new(RevocationChecked::new(
-                chain.build().map_err(|error| build(&error))?,
-                lists,
-                &cas,
-            )),
-            None => webpki_checked,
-        };
+    let chain_only = chain.build().map_err(|error| build(&error))?;
+    let verifier = revocation::verifier(chain_only, webpki_checked, &crls, &cas)
+        .map_err(|error| build(&error))?;
     let chain = files::read_certificate_chain(&service.certificate)?;
     let key = files::read_private_key(&service.private_key)?;
     let mut config = ServerConfig::builder_with_provider(provider())
@@ -252,7 +245,11 @@ impl Refusal {
                         Self::NotYetValid
                     }
                     45 => Self::Expired,
-                    48 if reason.contains("RevocationList") => Self::CrlExpired,
+                    48 if reason.contains("RevocationList")
+                        || reason.contains("revocation list expired") =>
+                    {
+                        Self::CrlExpired
+                    }
                     48 if reason.contains("RevocationStatus") => Self::RevocationUnknown,
                     48 => Self::UnknownCa,
                     43 => Self::WrongPurpose,
@@ -332,6 +329,11 @@ mod tests {
             (
                 48,
                 "invalid peer certificate: ExpiredRevocationList",
+                Refusal::CrlExpired,
+            ),
+            (
+                48,
+                "invalid peer certificate: certificate revocation list expired",
                 Refusal::CrlExpired,
             ),
             (44, "invalid peer certificate: Revoked", Refusal::Revoked),

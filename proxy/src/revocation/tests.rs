@@ -31,10 +31,19 @@ fn ca(common_name: &str, serial: u64, signer: Option<&Ca>) -> Ca {
 }
 
 fn app(serial: u64, issuer: &Issuer<'_, KeyPair>) -> CertificateDer<'static> {
+    app_naming_its_key(serial, issuer, true)
+}
+
+/// An app certificate that names its issuer's key, or not.
+fn app_naming_its_key(
+    serial: u64,
+    issuer: &Issuer<'_, KeyPair>,
+    names_key: bool,
+) -> CertificateDer<'static> {
     let mut params = CertificateParams::new(vec!["app.bank-a.example".to_owned()]).unwrap();
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.serial_number = Some(SerialNumber::from(serial));
-    params.use_authority_key_identifier_extension = true;
+    params.use_authority_key_identifier_extension = names_key;
     let key = KeyPair::generate().unwrap();
     params.signed_by(&key, issuer).unwrap().der().clone()
 }
@@ -116,11 +125,7 @@ fn verdicts(
         .enforce_revocation_expiration()
         .build()
         .unwrap();
-    let ours = RevocationChecked::new(
-        chain.build().unwrap(),
-        RevocationLists::new(lists).unwrap().unwrap(),
-        &cas,
-    );
+    let ours = verifier(chain.build().unwrap(), webpki.clone(), lists, &cas).unwrap();
     let now = UnixTime::now();
     (
         verdict(ours.verify_client_cert(app, intermediates, now)),
@@ -220,6 +225,48 @@ fn a_list_signed_by_another_key_of_the_same_name_does_not_count() {
     // webpki takes the list as the issuer's by name and then fails its
     // signature: refused either way.
     assert_ne!(webpki, "pass");
+}
+
+#[test]
+fn a_service_without_lists_checks_no_revocation_as_before() {
+    let root = ca("bank-a app root", 1, None);
+    let issuing = ca("bank-a app issuing", 2, Some(&root));
+    assert_eq!(
+        verdicts(&[&root, &issuing], &[], &app(8, &issuing), &[]),
+        ("pass", "pass")
+    );
+}
+
+/// A re-keyed CA: the same name, a new key, certified by the old one and
+/// revoked since. Its holder signs an app certificate that names the CA
+/// but not its key, and sends the re-key certificate along.
+#[test]
+fn an_app_sending_a_certificate_of_a_bank_cas_name_is_left_to_webpki() {
+    let root = ca("bank-a app root", 1, None);
+    let issuing = ca("bank-a app issuing", 2, Some(&root));
+    let rekeyed = ca("bank-a app issuing", 3, Some(&issuing));
+    let lists = [list(&issuing, &[3], current(), None)];
+    let forged = app_naming_its_key(8, &rekeyed, false);
+    let (ours, webpki) = verdicts(
+        &[&root, &issuing],
+        &lists,
+        &forged,
+        &[rekeyed.der().clone()],
+    );
+    assert_ne!(webpki, "pass", "webpki refuses the revoked re-key");
+    assert_eq!(ours, webpki);
+}
+
+#[test]
+fn bank_cas_sharing_a_name_leave_the_check_to_webpki() {
+    let root = ca("bank-a app root", 1, None);
+    let issuing = ca("bank-a app issuing", 2, Some(&root));
+    let rekeyed = ca("bank-a app issuing", 3, Some(&root));
+    // Only the old key's list: the new key's apps have none.
+    let lists = [list(&issuing, &[], current(), None)];
+    let (ours, webpki) = verdicts(&[&root, &issuing, &rekeyed], &lists, &app(8, &rekeyed), &[]);
+    assert_ne!(ours, "pass");
+    assert_eq!(ours, webpki);
 }
 
 #[test]
