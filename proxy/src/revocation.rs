@@ -185,6 +185,7 @@ pub fn verifier(
             webpki_checked,
             lists,
             anchors,
+            cas: cas.iter().map(|ca| ca.as_ref().to_vec()).collect(),
         }),
         None => webpki_checked,
     })
@@ -201,6 +202,8 @@ struct RevocationChecked {
     /// Subject names (DER) of the bank's CAs, one key each: where the
     /// chain ends.
     anchors: HashSet<Vec<u8>>,
+    /// The bank's CA certificates (DER), which apps may send along.
+    cas: HashSet<Vec<u8>>,
 }
 
 impl RevocationChecked {
@@ -259,10 +262,12 @@ impl ClientCertVerifier for RevocationChecked {
             .iter()
             .filter_map(|der| parse(der).ok())
             .collect();
-        if sent
-            .iter()
-            .any(|certificate| self.anchors.contains(certificate.subject().as_raw()))
-        {
+        // A bank CA's own certificate sent along is that CA; another with
+        // its name may hold another key.
+        if sent.iter().any(|certificate| {
+            self.anchors.contains(certificate.subject().as_raw())
+                && !self.cas.contains(certificate.as_raw())
+        }) {
             return self
                 .webpki_checked
                 .verify_client_cert(end_entity, intermediates, now);
