@@ -14,7 +14,10 @@
 //!   (`UnknownStatusPolicy::Deny`);
 //! - a list past its nextUpdate is refused (`enforce_revocation_expiration`);
 //! - a list is its issuer's when the names match and, where both say
-//!   which key signed them (authority key identifier), the keys match.
+//!   which key signed them (authority key identifier), the keys match;
+//! - one difference: several lists of one issuer count together (revoked
+//!   in any is revoked, one still current is enough) where webpki took
+//!   the first, so a stale list loaded first no longer refuses everyone.
 //!
 //! Where a list's key is not told by its name alone, webpki's own check
 //! (every list's signature verified per handshake) decides instead:
@@ -22,7 +25,8 @@
 //!   (a partitioned CRL, with scope rules this check does not apply), or
 //!   whose CAs share a name (a re-keyed CA beside the old one);
 //! - a handshake in which the app sends a certificate bearing a bank CA's
-//!   name (a cross-signed or re-keyed CA): the chain may run through it.
+//!   name that is not that CA's own (a cross-signed or re-keyed CA): the
+//!   chain may run through it.
 //!
 //! Otherwise every CA name is one key, and [`files::read_crl`] verified
 //! each list with the key of the CA of its name, which may sign lists.

@@ -108,16 +108,16 @@ fn build(
         }
         digest(&SHA256, &all)
     };
-    let chain = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+    let verifier_builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
     // Built in any case: webpki parses the lists as it would check them,
     // and a list it refuses, the service refuses.
-    let webpki_checked = chain
+    let webpki_checked = verifier_builder
         .clone()
         .with_crls(crls.iter().cloned())
         .enforce_revocation_expiration()
         .build()
         .map_err(|error| build(&error))?;
-    let chain_only = chain.build().map_err(|error| build(&error))?;
+    let chain_only = verifier_builder.build().map_err(|error| build(&error))?;
     let verifier = revocation::verifier(chain_only, webpki_checked, &crls, &cas)
         .map_err(|error| build(&error))?;
     let chain = files::read_certificate_chain(&service.certificate)?;
