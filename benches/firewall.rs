@@ -21,9 +21,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use ixgate_testbed::Lab;
-use ixgate_testbed::example;
 use ixgate_testbed::flood::{Flood, FloodKind, FloodReport};
 use ixgate_testbed::probe::{ProbeReport, Transport};
+use ixgate_testbed::{cpu, example};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -113,36 +113,6 @@ fn legit_during_flood(lab: &Lab) -> Result<Legit, Error> {
     })
 }
 
-/// Non-idle CPU time of the whole machine, split as /proc/stat splits it.
-#[derive(Clone, Copy, Debug)]
-struct CpuTicks {
-    kernel: u64,
-    user: u64,
-}
-
-fn cpu_ticks() -> Result<CpuTicks, Error> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let line = stat.lines().next().ok_or("/proc/stat is empty")?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    // user nice system idle iowait irq softirq
-    let field = |index: usize| fields.get(index).copied().unwrap_or(0);
-    Ok(CpuTicks {
-        kernel: field(2) + field(5) + field(6),
-        user: field(0) + field(1),
-    })
-}
-
-fn clock_ticks_per_second() -> Result<f64, Error> {
-    let output = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()?;
-    Ok(String::from_utf8(output.stdout)?.trim().parse()?)
-}
-
 /// Kernel and user CPU per packet over a flat-out flood, in nanoseconds,
 /// and the rate the flood reached.
 #[derive(Clone, Copy, Debug)]
@@ -153,31 +123,23 @@ struct Cost {
 }
 
 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-fn cost(lab: &Lab, flood: &Flood, ticks_per_second: f64) -> Result<Cost, Error> {
-    let before = cpu_ticks()?;
+fn cost(lab: &Lab, flood: &Flood) -> Result<Cost, Error> {
+    let before = cpu::machine()?;
     let report = lab.flood(ATTACKER, flood)?;
-    let after = cpu_ticks()?;
+    let spent = cpu::machine()?.since(before);
     let packets = report.packets_sent.max(1) as f64;
-    let ns = |ticks: u64| ticks as f64 / ticks_per_second * 1e9 / packets;
+    let ns = |seconds: f64| seconds * 1e9 / packets;
     Ok(Cost {
-        kernel_ns: ns(after.kernel - before.kernel),
-        user_ns: ns(after.user - before.user),
+        kernel_ns: ns(spent.kernel),
+        user_ns: ns(spent.user),
         mpps: packets / report.elapsed.as_secs_f64() / 1e6,
     })
 }
 
 /// The cost of a spoofed SYN flood to 443 and of a UDP flood to port 53.
-fn flood_costs(lab: &Lab, ticks_per_second: f64) -> Result<[Cost; 2], Error> {
-    let syn = cost(
-        lab,
-        &syn_flood(COST_FLOOD_PACKETS, COST_FLOOD_TIME),
-        ticks_per_second,
-    )?;
-    let udp = cost(
-        lab,
-        &udp_flood(COST_FLOOD_PACKETS, COST_FLOOD_TIME),
-        ticks_per_second,
-    )?;
+fn flood_costs(lab: &Lab) -> Result<[Cost; 2], Error> {
+    let syn = cost(lab, &syn_flood(COST_FLOOD_PACKETS, COST_FLOOD_TIME))?;
+    let udp = cost(lab, &udp_flood(COST_FLOOD_PACKETS, COST_FLOOD_TIME))?;
     Ok([syn, udp])
 }
 
@@ -244,7 +206,6 @@ fn print_costs(floods: &[(&str, Cost, Cost)]) {
 }
 
 fn main() -> Result<(), Error> {
-    let ticks_per_second = clock_ticks_per_second()?;
     // The firewall alone: a flat-out flood through telco-a would
     // otherwise withdraw node-1 from telco-a and send client-a to node-2.
     let lab = example::serving_client_a_without_flood_withdrawal()?;
@@ -263,7 +224,7 @@ fn main() -> Result<(), Error> {
         ],
     )?;
     let trusted = legit_during_flood(&lab)?;
-    let [full_syn, full_udp] = flood_costs(&lab, ticks_per_second)?;
+    let [full_syn, full_udp] = flood_costs(&lab)?;
 
     // Without: ixgate's tables removed under it (its firewall thread then
     // reports the missing counters; BGP carries on).
@@ -286,7 +247,7 @@ fn main() -> Result<(), Error> {
             ),
         ],
     )?;
-    let [empty_syn, empty_udp] = flood_costs(&lab, ticks_per_second)?;
+    let [empty_syn, empty_udp] = flood_costs(&lab)?;
     nft(&lab, &["delete", "table", "netdev", "bench"])?;
 
     println!();

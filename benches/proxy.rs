@@ -46,11 +46,11 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use ixgate_testbed::client::HttpVersion;
-use ixgate_testbed::example;
 use ixgate_testbed::h3::H3Run;
 use ixgate_testbed::load::{LoadMode, LoadReport, LoadTarget};
 use ixgate_testbed::wait::{self, NotYet};
 use ixgate_testbed::{Lab, sibling_binary};
+use ixgate_testbed::{cpu, example};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -73,9 +73,6 @@ const KEEPALIVE_TIME: Duration = Duration::from_secs(5);
 const IDLE_CONNECTIONS: u64 = 200;
 /// Requests per protocol, one after another on one connection.
 const SEQUENTIAL_REQUESTS: u32 = 2_000;
-
-/// Clock ticks per second of /proc/PID/stat (USER_HZ).
-const TICKS_PER_SECOND: f64 = 100.0;
 
 /// One proxy under test.
 struct Proxy {
@@ -194,9 +191,9 @@ fn compare(lab: &Lab, proxies: &[Proxy; 2], threads: u32) -> Result<(), Error> {
     // it (load generator, origin, kernel) costs per request.
     let machine = std::cell::RefCell::new(Vec::new());
     let keepalive = per_proxy(proxies, |proxy| {
-        let before = machine_busy_seconds()?;
+        let before = cpu::machine()?.busy();
         let report = keepalive_requests(lab, proxy)?;
-        machine.borrow_mut().push(machine_busy_seconds()? - before);
+        machine.borrow_mut().push(cpu::machine()?.busy() - before);
         Ok(report)
     })?;
     print_row(
@@ -247,13 +244,13 @@ fn http3_against_http2(lab: &Lab, ixgate: &Proxy) -> Result<(), Error> {
     );
     let mut rows = Vec::new();
     for http in [HttpVersion::Http11, HttpVersion::Http2, HttpVersion::Http3] {
-        let before = cpu_seconds(ixgate.pid)?;
+        let before = cpu::process(ixgate.pid)?;
         let started = std::time::Instant::now();
         let answered = sequential(lab, ixgate, http)?;
         let wall = started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(ixgate.pid)? - before;
+        let spent = cpu::process(ixgate.pid)? - before;
         let per = f64::from(answered.max(1));
-        let row = (1e6 * cpu / per, 1e3 * wall / per);
+        let row = (1e6 * spent / per, 1e3 * wall / per);
         println!(
             "{:<10} {answered:>10} {:>20.1} {:>18.3}",
             format!("{http:?}"),
@@ -515,42 +512,6 @@ fn print_keepalive_costs(keepalive: &[(LoadReport, f64); 2], machine: &[f64]) {
     );
 }
 
-/// CPU seconds the whole machine was busy (/proc/stat: all but idle and
-/// I/O wait).
-fn machine_busy_seconds() -> Result<f64, Error> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let line = stat.lines().next().ok_or("empty /proc/stat")?;
-    let ticks: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    // user nice system idle iowait irq softirq steal
-    let busy: f64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&index| ticks.get(index))
-        .sum();
-    Ok(busy / TICKS_PER_SECOND)
-}
-
-/// User plus system CPU seconds of `pid`, all its threads.
-fn cpu_seconds(pid: u32) -> Result<f64, Error> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime and stime are fields 14 and 15; the rest starts at field 3.
-    let ticks = |index: usize| -> Result<f64, Error> {
-        Ok(fields
-            .get(index - 3)
-            .ok_or("short /proc stat")?
-            .parse::<f64>()?)
-    };
-    Ok((ticks(14)? + ticks(15)?) / TICKS_PER_SECOND)
-}
-
 /// Resident memory of `pid`, KiB.
 fn rss_kib(pid: u32) -> Result<f64, Error> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -584,10 +545,10 @@ fn per_proxy(
 ) -> Result<[(LoadReport, f64); 2], Error> {
     let mut results = Vec::new();
     for proxy in proxies {
-        let before = cpu_seconds(proxy.pid)?;
+        let before = cpu::process(proxy.pid)?;
         let report = measure(proxy)?;
-        let cpu = (cpu_seconds(proxy.pid)? - before).max(1.0 / TICKS_PER_SECOND);
-        results.push((report, cpu));
+        let spent = (cpu::process(proxy.pid)? - before).max(cpu::tick_seconds()?);
+        results.push((report, spent));
     }
     let second = results.pop().ok_or("no result")?;
     let first = results.pop().ok_or("no result")?;

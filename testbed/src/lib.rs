@@ -7,6 +7,7 @@
 //! Tests drive the lab through [`Lab`] and wait with [`wait::until`].
 
 pub mod client;
+pub mod cpu;
 pub mod example;
 pub mod expect;
 pub mod flood;
