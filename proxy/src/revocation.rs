@@ -37,6 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
@@ -44,13 +45,17 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::oid_registry::OID_X509_EXT_ISSUER_DISTRIBUTION_POINT;
 use x509_parser::prelude::{CertificateRevocationList, FromDer, X509Certificate, X509Extension};
 
-/// Why a service's lists cannot be checked here.
+use crate::tls::provider;
+
+/// Why a service's verifier cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
     #[error("a CRL cannot be parsed")]
     Unparsable,
     #[error("a CRL has no nextUpdate (RFC 5280 §5.1.2.5)")]
     NoNextUpdate,
+    #[error("{0}")]
+    Verifier(String),
 }
 
 /// One issuer's list.
@@ -161,15 +166,26 @@ fn key_id(extensions: &[X509Extension<'_>]) -> Option<Vec<u8>> {
 }
 
 /// The client-certificate verifier of a service with the CAs `cas` and
-/// the lists `crls` (verified as the bank's): `chain_only` is webpki's
-/// check of the chain alone, `webpki_checked` its check of the chain and
-/// the lists.
+/// the lists `crls` (verified as the bank's, see [`files::read_crl`]).
 pub fn verifier(
-    chain_only: Arc<dyn ClientCertVerifier>,
-    webpki_checked: Arc<dyn ClientCertVerifier>,
-    crls: &[CertificateRevocationListDer<'_>],
-    cas: &[CertificateDer<'_>],
+    cas: &[CertificateDer<'static>],
+    crls: &[CertificateRevocationListDer<'static>],
 ) -> Result<Arc<dyn ClientCertVerifier>, ListError> {
+    let rustls = |error: &dyn std::fmt::Display| ListError::Verifier(error.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca.clone()).map_err(|error| rustls(&error))?;
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+    // Built in any case: webpki parses the lists as it would check them,
+    // and a list it refuses, the service refuses.
+    let webpki_checked = builder
+        .clone()
+        .with_crls(crls.iter().cloned())
+        .enforce_revocation_expiration()
+        .build()
+        .map_err(|error| rustls(&error))?;
+    let chain_only = builder.build().map_err(|error| rustls(&error))?;
     if crls.is_empty() {
         // No lists: webpki checks no revocation either.
         return Ok(webpki_checked);

@@ -15,7 +15,6 @@ use aws_lc_rs::digest::{SHA256, digest};
 use ixgate_policy::files::{self, FileError, TicketKey};
 use ixgate_policy::node::Service;
 use rustls::crypto::hash::HashAlgorithm;
-use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, ServerConfig, SupportedCipherSuite};
 
 use crate::revocation;
@@ -97,10 +96,6 @@ fn build(
         .iter()
         .map(|crl| files::read_crl(crl, &cas, &service.client_ca))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in &cas {
-        roots.add(ca.clone()).map_err(|error| build(&error))?;
-    }
     let crl_digest = {
         let mut all = Vec::new();
         for crl in &crls {
@@ -108,18 +103,7 @@ fn build(
         }
         digest(&SHA256, &all)
     };
-    let verifier_builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
-    // Built in any case: webpki parses the lists as it would check them,
-    // and a list it refuses, the service refuses.
-    let webpki_checked = verifier_builder
-        .clone()
-        .with_crls(crls.iter().cloned())
-        .enforce_revocation_expiration()
-        .build()
-        .map_err(|error| build(&error))?;
-    let chain_only = verifier_builder.build().map_err(|error| build(&error))?;
-    let verifier = revocation::verifier(chain_only, webpki_checked, &crls, &cas)
-        .map_err(|error| build(&error))?;
+    let verifier = revocation::verifier(&cas, &crls).map_err(|error| build(&error))?;
     let chain = files::read_certificate_chain(&service.certificate)?;
     let key = files::read_private_key(&service.private_key)?;
     let mut config = ServerConfig::builder_with_provider(provider())

@@ -6,11 +6,9 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
     RevokedCertParams, SerialNumber,
 };
-use rustls::server::WebPkiClientVerifier;
 use time::{Duration, OffsetDateTime};
 
 use super::*;
-use crate::tls::provider;
 
 type Ca = CertifiedIssuer<'static, KeyPair>;
 
@@ -106,7 +104,8 @@ fn verdict(result: Result<ClientCertVerified, rustls::Error>) -> &'static str {
     }
 }
 
-/// Our verdict and webpki's own (lists checked per handshake) on one app.
+/// Our verdict (the service's verifier as `tls` builds it) and webpki's
+/// own (lists checked per handshake) on one app.
 fn verdicts(
     cas: &[&Ca],
     lists: &[CertificateRevocationListDer<'static>],
@@ -118,14 +117,12 @@ fn verdicts(
     for ca in &cas {
         roots.add(ca.clone()).unwrap();
     }
-    let chain = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
-    let webpki = chain
-        .clone()
+    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .with_crls(lists.iter().cloned())
         .enforce_revocation_expiration()
         .build()
         .unwrap();
-    let ours = verifier(chain.build().unwrap(), webpki.clone(), lists, &cas).unwrap();
+    let ours = verifier(&cas, lists).unwrap();
     let now = UnixTime::now();
     (
         verdict(ours.verify_client_cert(app, intermediates, now)),
