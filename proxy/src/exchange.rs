@@ -229,7 +229,7 @@ impl Exchange {
                 // hyper answered what it could; the app closed, erred or
                 // idled out. Tell it the session is over, unless it left.
                 if !app_hung_up(&mut tls) {
-                    let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
+                    close_notify(&mut tls).await;
                 }
                 return;
             }
@@ -316,7 +316,7 @@ impl Exchange {
             .requests
             .get_or_create(&RequestLabels {
                 service: self.service.name.clone(),
-                protocol: protocol.to_owned(),
+                protocol,
                 status: response.status().as_u16(),
             })
             .inc();
@@ -430,6 +430,15 @@ fn app_hung_up(tls: &mut ClientTls) -> bool {
     )
 }
 
+/// Tells the app the session is over (RFC 8446 §6.1); the socket's close
+/// that follows sends the FIN. A TCP shutdown as well would be one more
+/// system call for every connection, for the same FIN (and fails when the
+/// app has already gone).
+async fn close_notify(tls: &mut ClientTls) {
+    tls.get_mut().1.send_close_notify();
+    let _ = tokio::time::timeout(CLOSE_GRACE, tls.flush()).await;
+}
+
 /// Waits on a parked connection until the app sends again: `true`; or,
 /// at `idle_deadline` or when the node drains, says close_notify, and
 /// when the app hangs up goes without one: `false`.
@@ -442,11 +451,11 @@ async fn next_request(
         tokio::select! {
             ready = tls.get_ref().0.readable() => if ready.is_err() { return false },
             () = tokio::time::sleep_until(idle_deadline) => {
-                let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
+                close_notify(tls).await;
                 return false;
             }
             () = drain_begins(draining) => {
-                let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
+                close_notify(tls).await;
                 return false;
             }
         }

@@ -37,12 +37,14 @@ impl ClientIdentity {
     pub fn from_der(der: &[u8]) -> Self {
         let mut fingerprint = [0_u8; 32];
         fingerprint.copy_from_slice(digest(&SHA256, der).as_ref());
-        let mut headers = vec![(
-            CLIENT_CERT,
-            header_value(&format!(":{}:", BASE64.encode(der))),
-        )];
+        // RFC 9440 §2.2: a Structured Field byte sequence, `:base64:`.
+        let mut client_cert = String::with_capacity(der.len().div_ceil(3) * 4 + 2);
+        client_cert.push(':');
+        BASE64.encode_string(der, &mut client_cert);
+        client_cert.push(':');
+        let mut headers = vec![(CLIENT_CERT, header_value(client_cert))];
         if let Ok((_, cert)) = X509Certificate::from_der(der) {
-            headers.push((SUBJECT, header_value(&cert.subject().to_string())));
+            headers.push((SUBJECT, header_value(cert.subject().to_string())));
             let sans = cert
                 .subject_alternative_name()
                 .ok()
@@ -57,11 +59,11 @@ impl ClientIdentity {
                 })
                 .unwrap_or_default();
             if !sans.is_empty() {
-                headers.push((SAN, header_value(&sans)));
+                headers.push((SAN, header_value(sans)));
             }
-            headers.push((SERIAL, header_value(&cert.raw_serial_as_string())));
+            headers.push((SERIAL, header_value(cert.raw_serial_as_string())));
         }
-        headers.push((SHA256_FINGERPRINT, header_value(&hex(&fingerprint))));
+        headers.push((SHA256_FINGERPRINT, header_value(hex(&fingerprint))));
         Self {
             fingerprint,
             headers,
@@ -113,26 +115,34 @@ fn san_text(name: &GeneralName<'_>) -> Option<String> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|byte| [byte >> 4, byte & 0x0f])
+        .map(|nibble| char::from(DIGITS[usize::from(nibble)]))
+        .collect()
 }
 
 /// A header value from certificate text: bytes a header cannot carry
 /// (controls, non-ASCII) are written `\xNN`, so nothing is lost or forged.
-fn header_value(text: &str) -> HeaderValue {
-    let mut escaped = String::with_capacity(text.len());
+/// Text with none of them (the base64, hex, most names) is taken as it is,
+/// without a copy: it is built for every connection.
+fn header_value(text: String) -> HeaderValue {
+    let plain = |byte: u8| (0x20..0x7f).contains(&byte) && byte != b'\\';
+    let empty = |_| HeaderValue::from_static("");
+    if text.bytes().all(plain) {
+        return HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).unwrap_or_else(empty);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
     for byte in text.bytes() {
-        if (0x20..0x7f).contains(&byte) && byte != b'\\' {
+        if plain(byte) {
             escaped.push(char::from(byte));
         } else {
             use std::fmt::Write as _;
             let _ = write!(escaped, "\\x{byte:02x}");
         }
     }
-    HeaderValue::from_str(&escaped).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(&escaped).unwrap_or_else(empty)
 }
 
 #[cfg(test)]

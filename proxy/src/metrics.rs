@@ -1,6 +1,8 @@
 //! What the proxy counts, in Prometheus form (the appliance serves it on
 //! the management address only).
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,30 +14,30 @@ use crate::tls::Refusal;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabel {
-    pub service: String,
+    pub service: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HandshakeLabels {
-    pub service: String,
+    pub service: Arc<str>,
     /// `full` or `resumed`.
-    pub kind: String,
+    pub kind: &'static str,
     /// `TLSv1_3`, `TLSv1_2`.
-    pub version: String,
+    pub version: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
     /// Empty when the SNI named no service.
     pub service: String,
-    pub reason: String,
+    pub reason: &'static str,
     /// `tcp`, or `quic` for HTTP/3.
-    pub transport: String,
+    pub transport: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InitialLabels {
-    pub action: String,
+    pub action: &'static str,
 }
 
 /// What a refused connection came over.
@@ -79,8 +81,8 @@ impl Initial {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub service: String,
-    pub protocol: String,
+    pub service: Arc<str>,
+    pub protocol: &'static str,
     pub status: u16,
 }
 
@@ -201,8 +203,8 @@ impl Metrics {
         self.refusals
             .get_or_create(&RefusalLabels {
                 service: service.to_owned(),
-                reason: refusal.label().to_owned(),
-                transport: transport.label().to_owned(),
+                reason: refusal.label(),
+                transport: transport.label(),
             })
             .inc();
     }
@@ -210,7 +212,7 @@ impl Metrics {
     pub fn quic_initial(&self, initial: Initial) {
         self.quic_initials
             .get_or_create(&InitialLabels {
-                action: initial.label().to_owned(),
+                action: initial.label(),
             })
             .inc();
     }

@@ -269,8 +269,8 @@ impl Proxy {
             .get_or_create(&HandshakeLabels {
                 service: service.name.clone(),
                 // quinn does not tell whether rustls resumed.
-                kind: Transport::Quic.label().to_owned(),
-                version: "TLSv1_3".to_owned(),
+                kind: Transport::Quic.label(),
+                version: "TLSv1_3",
             })
             .inc();
         let peer = connection.remote_address();

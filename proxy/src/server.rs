@@ -77,7 +77,8 @@ pub enum ProxyError {
 
 /// One service as it runs: TLS, HTTP, upstream and limits.
 pub(crate) struct RunningService {
-    pub(crate) name: String,
+    /// Also the `service` label of its metrics.
+    pub(crate) name: Arc<str>,
     pub(crate) sni: Vec<String>,
     tls: Arc<ServerConfig>,
     pub(crate) http1: hyper::server::conn::http1::Builder,
@@ -118,7 +119,7 @@ impl Services {
             let opened = metrics
                 .origin_connections_opened
                 .get_or_create(&ServiceLabel {
-                    service: service.name.to_string(),
+                    service: Arc::from(service.name.as_str()),
                 })
                 .clone();
             list.push(Arc::new(RunningService::build(
@@ -191,7 +192,7 @@ impl RunningService {
             .max_concurrent_streams(MAX_STREAMS)
             .keep_alive_interval(None);
         Ok(Self {
-            name: service.name.to_string(),
+            name: Arc::from(service.name.as_str()),
             sni: service.sni.iter().map(ToString::to_string).collect(),
             tls: tls::server_config(service, ticket_keys)?,
             http1,
@@ -345,7 +346,7 @@ impl Proxy {
             .list
             .iter()
             .map(|service| ServiceStatus {
-                name: service.name.clone(),
+                name: service.name.to_string(),
                 sni: service.sni.clone(),
                 origins: service
                     .upstream
@@ -467,11 +468,13 @@ impl Proxy {
             .handshakes
             .get_or_create(&HandshakeLabels {
                 service: service.name.clone(),
-                kind: if resumed { "resumed" } else { "full" }.to_owned(),
-                version: session
-                    .protocol_version()
-                    .map(|version| format!("{version:?}"))
-                    .unwrap_or_default(),
+                kind: if resumed { "resumed" } else { "full" },
+                version: match session.protocol_version() {
+                    Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1_3",
+                    Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1_2",
+                    // Not offered (tls::versions), so never seen.
+                    _ => "other",
+                },
             })
             .inc();
         self.tell_trusted(peer.ip());

@@ -58,3 +58,15 @@ fn headers_carry_the_certificate_and_replace_forged_ones() {
     assert!(headers.get(CLIENT_CERT_CHAIN).is_none());
     assert_eq!(value("accept"), "*/*", "other headers stay");
 }
+
+#[test]
+fn header_values_take_plain_text_as_it_is_and_escape_the_rest() {
+    let plain = "CN=bank-a app, O=Bank A";
+    assert_eq!(header_value(plain.to_owned()).to_str().unwrap(), plain);
+    assert_eq!(
+        header_value("CN=a\\b é\t".to_owned()).to_str().unwrap(),
+        "CN=a\\x5cb \\xc3\\xa9\\x09",
+        "a backslash is escaped too, so an escape cannot be forged"
+    );
+    assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+}
