@@ -366,7 +366,8 @@ fn a_stolen_certificate_cannot_flood_the_bank(lab: &Lab) {
 /// Between requests an HTTP/1.1 connection gives hyper's buffers back
 /// (it is parked, holding only its TLS session): at once the first time,
 /// after a second of quiet once it came back quickly. The app's next
-/// request on it is served as if nothing happened, with its identity.
+/// request on it is served as if nothing happened, with its identity;
+/// its close_notify is answered with the proxy's.
 fn an_idle_connection_is_parked_and_carries_on(lab: &Lab) {
     until_parked(lab, 0.0, "no connection parked before");
     let before = origin_log(lab, "origin-a").len();
@@ -378,6 +379,10 @@ fn an_idle_connection_is_parked_and_carries_on(lab: &Lab) {
         until_parked(lab, 1.0, "the connection to park after its answer");
     }
     let report = app.finish();
+    assert!(
+        report.contains("closed: the proxy answered close_notify"),
+        "a parked connection answers the app's close_notify: {report}"
+    );
     until_parked(lab, 0.0, "the closed connection to leave the count");
     let arrivals = origin_log(lab, "origin-a").split_off(before);
     assert_eq!(arrivals.len(), 3, "three requests: {arrivals:?}; {report}");

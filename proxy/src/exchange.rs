@@ -31,7 +31,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
@@ -439,9 +439,12 @@ async fn close_notify(tls: &mut ClientTls) {
     let _ = tokio::time::timeout(CLOSE_GRACE, tls.flush()).await;
 }
 
-/// Waits on a parked connection until the app sends again: `true`; or,
+/// Waits on a parked connection until the app sends its next request:
+/// `true`, the request's first bytes left in the session for hyper; or,
 /// at `idle_deadline` or when the node drains, says close_notify, and
-/// when the app hangs up goes without one: `false`.
+/// when the app says close_notify answers it, or hangs up goes without
+/// one: `false`. Bytes are opened here, not by a new hyper connection: an
+/// app's close_notify then costs no identity and no HTTP state.
 async fn next_request(
     tls: &mut ClientTls,
     idle_deadline: Instant,
@@ -459,13 +462,30 @@ async fn next_request(
                 return false;
             }
         }
-        // Readiness may be left from the last read: only bytes unpark; a
-        // hyper connection that gets no request could not park again.
+        // Readiness may be left from the last read: only bytes unpark (and
+        // only then does rustls take a read buffer).
         match waiting_bytes(tls.get_ref().0).await {
-            Waiting::Bytes => return true,
+            Waiting::Bytes => break,
             // Nobody left to read a close_notify (see `app_hung_up`).
             Waiting::End => return false,
             Waiting::Nothing => {}
+        }
+    }
+    // A request, or the app's close_notify: rustls tells, keeping what it
+    // opened for whoever reads next.
+    match tokio::time::timeout_at(idle_deadline, tls.fill_buf()).await {
+        Ok(Ok(request)) if !request.is_empty() => true,
+        // The app's close_notify, or a record cut off by the idle time.
+        Ok(Ok(_)) | Err(_) => {
+            close_notify(tls).await;
+            false
+        }
+        // Hung up without close_notify: nobody to tell.
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => false,
+        // A record rustls refused: its alert goes out, then the socket closes.
+        Ok(Err(_)) => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, tls.flush()).await;
+            false
         }
     }
 }

@@ -114,6 +114,7 @@ pub enum LoadMode {
     /// a line on standard input, `answered STATUS` printed after each
     /// (`answered 0`: the connection failed), then held until standard
     /// input closes: whoever drives it looks at the proxy in between.
+    /// Then it says close_notify and prints `closed: ` and what came back.
     Paced { requests: u64 },
 }
 
@@ -133,6 +134,8 @@ pub struct LoadReport {
 }
 
 type Body = Empty<Bytes>;
+type AppTls = tokio_rustls::client::TlsStream<TcpStream>;
+type AppConnection = hyper::client::conn::http1::Connection<TokioIo<AppTls>, Body>;
 
 struct Client {
     target: LoadTarget,
@@ -179,6 +182,13 @@ impl Client {
 
     /// A new connection, its handshake done; whether it resumed.
     async fn connect(&self) -> Option<(SendRequest<Body>, bool)> {
+        let (sender, connection, resumed) = self.open().await?;
+        tokio::spawn(connection);
+        Some((sender, resumed))
+    }
+
+    /// A new connection whose driver the caller runs; whether it resumed.
+    async fn open(&self) -> Option<(SendRequest<Body>, AppConnection, bool)> {
         let tcp = TcpStream::connect(self.target.address).await.ok()?;
         let _ = tcp.set_nodelay(true);
         let tls = self
@@ -190,8 +200,7 @@ impl Client {
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .ok()?;
-        tokio::spawn(connection);
-        Some((sender, resumed))
+        Some((sender, connection, resumed))
     }
 
     /// One GET: the answer's status, none when the connection failed.
@@ -374,23 +383,54 @@ async fn paced(client: Arc<Client>, requests: u64) -> LoadReport {
     let tally = Tally::default();
     let started = Instant::now();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut connection = client.connect().await;
+    let (mut sender, mut driver) = match client.open().await {
+        Some((sender, connection, _)) => (
+            Some(sender),
+            Some(tokio::spawn(connection.without_shutdown())),
+        ),
+        None => (None, None),
+    };
     for _ in 0..requests {
         if !matches!(lines.next_line().await, Ok(Some(_))) {
             break;
         }
-        let status = match connection.as_mut() {
-            Some((sender, _)) => client.get(sender).await,
+        let status = match sender.as_mut() {
+            Some(sender) => client.get(sender).await,
             None => None,
         };
         tally.count(status);
         println!("answered {}", status.unwrap_or(0));
         if status.is_none() {
-            connection = None;
+            (sender, driver) = (None, None);
         }
     }
     // Held until standard input closes.
     while let Ok(Some(_)) = lines.next_line().await {}
-    drop(connection);
+    drop(sender);
+    if let Some(driver) = driver
+        && let Ok(Ok(parts)) = driver.await
+    {
+        println!("closed: {}", goodbye(parts.io.into_inner()).await);
+    }
     tally.report(started.elapsed(), &[])
+}
+
+/// Says close_notify, closes TCP's sending side (RFC 8446 §6.1 lets the
+/// other side go on) and reads what comes back: whether the proxy
+/// answered with its own close_notify.
+async fn goodbye(mut tls: AppTls) -> &'static str {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    tls.get_mut().1.send_close_notify();
+    if tls.flush().await.is_err() || tls.get_mut().0.shutdown().await.is_err() {
+        return "the app could not say close_notify";
+    }
+    let mut rest = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut rest)).await {
+        Ok(Ok(_)) => "the proxy answered close_notify",
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the proxy closed without close_notify"
+        }
+        Ok(Err(_)) => "the connection failed",
+        Err(_) => "the proxy kept the connection open",
+    }
 }
