@@ -493,7 +493,6 @@ impl Proxy {
         tcp: TcpStream,
         peer: SocketAddr,
     ) -> Option<(ClientTls, Arc<RunningService>, SourceSlot<'_>)> {
-        let _ = tcp.set_nodelay(true);
         let services = self.current();
         let accepted_at = Instant::now();
         let acceptor = LazyConfigAcceptor::new(Acceptor::default(), tcp);
@@ -560,6 +559,9 @@ fn listen(address: SocketAddr) -> io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
     socket.set_reuse_address(true)?;
+    // Linux hands TCP_NODELAY on to every accepted socket: one system call
+    // per listener instead of one per connection.
+    socket.set_tcp_nodelay(true)?;
     // The listeners come up before the service addresses are placed on
     // the anycast holder (and stay while an address is briefly gone).
     if address.is_ipv6() {
@@ -623,4 +625,23 @@ fn empty() -> OriginBody {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = listen(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let address = listener.local_addr().unwrap();
+        let _app = TcpStream::connect(address).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(
+            accepted.nodelay().unwrap(),
+            "TCP_NODELAY came from the listener"
+        );
+    }
 }
