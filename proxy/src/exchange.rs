@@ -472,10 +472,16 @@ async fn next_request(
         }
     }
     // A request, or the app's close_notify: rustls tells, keeping what it
-    // opened for whoever reads next.
-    match tokio::time::timeout_at(idle_deadline, tls.fill_buf()).await {
+    // opened for whoever reads next (so stopping the wait loses nothing).
+    let opened = tokio::select! {
+        opened = tokio::time::timeout_at(idle_deadline, tls.fill_buf()) => opened,
+        // Bytes that are no request (a record cut off, a lone KeyUpdate)
+        // do not hold up a drain.
+        () = drain_begins(draining) => Ok(Ok(&[][..])),
+    };
+    match opened {
         Ok(Ok(request)) if !request.is_empty() => true,
-        // The app's close_notify, or a record cut off by the idle time.
+        // The app's close_notify, the drain, or the idle time mid-record.
         Ok(Ok(_)) | Err(_) => {
             close_notify(tls).await;
             false

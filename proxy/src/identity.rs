@@ -116,11 +116,11 @@ fn san_text(name: &GeneralName<'_>) -> Option<String> {
 
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|byte| [byte >> 4, byte & 0x0f])
-        .map(|nibble| char::from(DIGITS[usize::from(nibble)]))
-        .collect()
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for nibble in bytes.iter().flat_map(|byte| [byte >> 4, byte & 0x0f]) {
+        text.push(char::from(DIGITS[usize::from(nibble)]));
+    }
+    text
 }
 
 /// A header value from certificate text: bytes a header cannot carry
