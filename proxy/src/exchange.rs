@@ -36,6 +36,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
+use crate::app_socket::AppSocket;
 use crate::identity::ClientIdentity;
 use crate::metrics::RequestLabels;
 use crate::server::{Proxy, RunningService, drain_begins};
@@ -51,7 +52,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 const PARK_AFTER: Duration = Duration::from_secs(1);
 
 /// A client's TLS session.
-pub type ClientTls = TlsStream<TcpStream>;
+pub type ClientTls = TlsStream<AppSocket>;
 
 /// A response body that keeps its request open until hyper has sent it.
 pub struct ResponseBody {
@@ -452,7 +453,7 @@ async fn next_request(
 ) -> bool {
     loop {
         tokio::select! {
-            ready = tls.get_ref().0.readable() => if ready.is_err() { return false },
+            ready = tls.get_ref().0.tcp().readable() => if ready.is_err() { return false },
             () = tokio::time::sleep_until(idle_deadline) => {
                 close_notify(tls).await;
                 return false;
@@ -464,7 +465,7 @@ async fn next_request(
         }
         // Readiness may be left from the last read: only bytes unpark (and
         // only then does rustls take a read buffer).
-        match waiting_bytes(tls.get_ref().0).await {
+        match waiting_bytes(tls.get_ref().0.tcp()).await {
             Waiting::Bytes => break,
             // Nobody left to read a close_notify (see `app_hung_up`).
             Waiting::End => return false,

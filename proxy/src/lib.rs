@@ -10,11 +10,14 @@
 //! - [`upstream`]: pooled TLS to the origins over transit;
 //! - [`server`]: listeners, the handshake with the service chosen by SNI,
 //!   reload, health checks;
+//! - `app_socket`: the app's TCP socket, which holds the TLS 1.3 session
+//!   ticket until the first answer;
 //! - `exchange`: HTTP/1.1 and HTTP/2 forwarding of one verified
 //!   connection, parked between HTTP/1.1 requests;
 //! - `quic`: HTTP/3 over QUIC, the service chosen by address;
 //! - [`metrics`]: what the proxy counts.
 
+mod app_socket;
 mod exchange;
 pub mod identity;
 pub mod limits;

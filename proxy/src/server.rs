@@ -8,6 +8,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,6 +29,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use prometheus_client::metrics::counter::Counter;
 
+use crate::app_socket::AppSocket;
 use crate::exchange::{ClientTls, Exchange};
 use crate::identity::ClientIdentity;
 use crate::limits::{RequestRate, SourceConnections};
@@ -495,7 +497,7 @@ impl Proxy {
     ) -> Option<(ClientTls, Arc<RunningService>, SourceSlot<'_>)> {
         let services = self.current();
         let accepted_at = Instant::now();
-        let acceptor = LazyConfigAcceptor::new(Acceptor::default(), tcp);
+        let acceptor = LazyConfigAcceptor::new(Acceptor::default(), AppSocket::new(tcp));
         let refused = |service: &str, refusal| {
             self.metrics.refused(Transport::Tcp, service, refusal);
             None
@@ -522,9 +524,18 @@ impl Proxy {
             return refused(&service.name, Refusal::SourceLimit);
         };
         let deadline = accepted_at + service.timeouts.handshake.duration();
-        match tokio::time::timeout_at(deadline, start.into_stream(service.tls.clone())).await {
-            Ok(Ok(tls)) => Some((tls, service, slot)),
-            Ok(Err(error)) => refused(&service.name, Refusal::of(&error)),
+        let handshake = start.into_stream(service.tls.clone()).into_fallible();
+        match tokio::time::timeout_at(deadline, handshake).await {
+            Ok(Ok(mut tls)) => {
+                tls.get_mut().0.handshake_over();
+                Some((tls, service, slot))
+            }
+            Ok(Err((error, mut app))) => {
+                // rustls' alert, encrypted in TLS 1.3, was held like a
+                // ticket: one try to send it, as tokio-rustls does.
+                let _ = std::future::poll_fn(|cx| Poll::Ready(app.poll_release(cx))).await;
+                refused(&service.name, Refusal::of(&error))
+            }
             Err(_) => refused(&service.name, Refusal::Timeout),
         }
     }
