@@ -8,7 +8,9 @@
 //!
 //! Only TLS 1.3 records are held (outer type application_data; TLS 1.2
 //! sends none during a handshake) and only after the server's first
-//! flight, so no flight the handshake waits on is ever held. Whatever is
+//! flight, so no flight the handshake waits on is ever held. That flight
+//! is one write: rustls writes up to 64 records at a time, and ours are
+//! a handful (no `max_fragment_size`). Whatever is
 //! held goes first with the next write (an answer, HTTP/2's settings, a
 //! close_notify) or the shutdown, not with a flush: hyper flushes as it
 //! waits for a request. A failed handshake sends its alert, encrypted and
@@ -53,8 +55,19 @@ impl AppSocket {
         }
     }
 
-    pub fn tcp(&self) -> &TcpStream {
-        &self.tcp
+    /// Waits until the app sent something (or left).
+    pub async fn readable(&self) -> io::Result<()> {
+        self.tcp.readable().await
+    }
+
+    /// Looks at what the app sent without taking it. (Writes go through
+    /// [`AsyncWrite`] only, behind whatever is held.)
+    pub fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        self.tcp.poll_peek(cx, buf)
     }
 
     /// The handshake is over: what is held goes with the next write.

@@ -32,7 +32,6 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
@@ -453,7 +452,7 @@ async fn next_request(
 ) -> bool {
     loop {
         tokio::select! {
-            ready = tls.get_ref().0.tcp().readable() => if ready.is_err() { return false },
+            ready = tls.get_ref().0.readable() => if ready.is_err() { return false },
             () = tokio::time::sleep_until(idle_deadline) => {
                 close_notify(tls).await;
                 return false;
@@ -465,7 +464,7 @@ async fn next_request(
         }
         // Readiness may be left from the last read: only bytes unpark (and
         // only then does rustls take a read buffer).
-        match waiting_bytes(tls.get_ref().0.tcp()).await {
+        match waiting_bytes(tls.get_ref().0).await {
             Waiting::Bytes => break,
             // Nobody left to read a close_notify (see `app_hung_up`).
             Waiting::End => return false,
@@ -505,13 +504,13 @@ enum Waiting {
     End,
 }
 
-/// What waits on `tcp`, without taking it; `Nothing` clears a readiness
+/// What waits on the app's socket, without taking it; `Nothing` clears a readiness
 /// left from an earlier read.
-async fn waiting_bytes(tcp: &TcpStream) -> Waiting {
+async fn waiting_bytes(app: &AppSocket) -> Waiting {
     let mut byte = [0_u8; 1];
     std::future::poll_fn(|cx| {
         let mut buf = tokio::io::ReadBuf::new(&mut byte);
-        Poll::Ready(match tcp.poll_peek(cx, &mut buf) {
+        Poll::Ready(match app.poll_peek(cx, &mut buf) {
             Poll::Pending => Waiting::Nothing,
             Poll::Ready(Ok(0) | Err(_)) => Waiting::End,
             Poll::Ready(Ok(_)) => Waiting::Bytes,
