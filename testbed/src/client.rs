@@ -42,6 +42,10 @@ pub struct ClientRequest {
     /// Client certificate and key (PEM), if the client presents one.
     pub certificate: Option<(PathBuf, PathBuf)>,
     pub tls: TlsVersions,
+    /// The key-exchange groups offered, in order (curl's `--curves`; the
+    /// key share goes for the first): none, curl's own.
+    #[serde(default)]
+    pub groups: Option<String>,
     pub http: HttpVersion,
     pub headers: Vec<(String, String)>,
     /// A file whose bytes are POSTed; none: a GET.
@@ -59,6 +63,7 @@ impl ClientRequest {
             ca,
             certificate: None,
             tls: TlsVersions::Default,
+            groups: None,
             http: HttpVersion::Http11,
             headers: Vec::new(),
             body: None,
@@ -81,6 +86,14 @@ impl ClientRequest {
     #[must_use]
     pub fn tls(mut self, tls: TlsVersions) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// Offers `groups` (`X448:X25519`: a key share the server has no use
+    /// for, so it asks again, RFC 8446 §4.1.4).
+    #[must_use]
+    pub fn groups(mut self, groups: &str) -> Self {
+        self.groups = Some(groups.to_owned());
         self
     }
 
@@ -154,6 +167,9 @@ impl ClientRequest {
             TlsVersions::Only13 => {
                 args.extend(["--tlsv1.3", "--tls-max", "1.3"].map(str::to_owned));
             }
+        }
+        if let Some(groups) = &self.groups {
+            args.extend(["--curves".to_owned(), groups.clone()]);
         }
         args.push(match self.http {
             HttpVersion::Http11 => "--http1.1".to_owned(),
