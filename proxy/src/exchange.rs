@@ -486,13 +486,9 @@ async fn next_request(
             close_notify(tls).await;
             false
         }
-        // Hung up without close_notify: nobody to tell.
-        Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => false,
-        // A record rustls refused: its alert goes out, then the socket closes.
-        Ok(Err(_)) => {
-            let _ = tokio::time::timeout(CLOSE_GRACE, tls.flush()).await;
-            false
-        }
+        // Hung up without close_notify (nobody to tell), or a record
+        // rustls refused (tokio-rustls sent its alert as it failed).
+        Ok(Err(_)) => false,
     }
 }
 
